@@ -1,0 +1,114 @@
+"""bgjobs: background jobs and cron/interval scheduling on SQLite or Postgres.
+
+    bg = (
+        bgjobs.new(bgjobs.sqlite("app.db"))
+        .with_queue(bgjobs.queue("default").with_worker(bgjobs.worker("send", send)))
+        .build()
+    )
+    bg.enqueue("send", {"to": "ada@example.com"})
+    bg.run()
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from typing import Any
+
+from bgjobs.adapters.base import Store
+from bgjobs.adapters.urls import open_store
+from bgjobs.builder import (
+    BgJobsSpec,
+    MissedRuns,
+    QueueSpec,
+    Retention,
+    ScheduledJobSpec,
+    WorkerSpec,
+    new,
+    queue,
+    scheduled_job,
+    worker,
+)
+from bgjobs.errors import (
+    BgJobsError,
+    ConfigError,
+    DatabaseURLError,
+    JobNotFoundError,
+    PayloadError,
+    RuntimeStateError,
+    ScheduleError,
+    SchemaError,
+    UnknownWorkerError,
+)
+from bgjobs.events import Event, Listener, logging_listener
+from bgjobs.job import Discard, Job, JobError, JobState, Snooze
+from bgjobs.retry import constant, exponential
+from bgjobs.runtime.app import BgJobs, JobRequest, ScheduleInfo
+from bgjobs.schedule import cron, every, schedule
+
+__version__ = "0.1.0"
+
+
+def sqlite(
+    path: str | os.PathLike[str] = "bgjobs.db",
+    *,
+    migrate: bool = True,
+    busy_timeout: timedelta = timedelta(seconds=30),
+    synchronous: str = "NORMAL",
+) -> Store:
+    """The embedded default: one SQLite file, shared safely by threads and processes.
+    ``":memory:"`` gives a private temporary file (tests, demos)."""
+    from bgjobs.adapters.sqlite import SQLiteStore
+
+    return SQLiteStore(path, migrate=migrate, busy_timeout=busy_timeout, synchronous=synchronous)
+
+
+def postgres(conninfo: str | Any, **options: Any) -> Store:
+    """Postgres via psycopg 3: a URL/conninfo string, or an existing psycopg_pool pool."""
+    from bgjobs.adapters.postgres import PostgresStore
+
+    store: Store = PostgresStore(conninfo, **options)
+    return store
+
+
+__all__ = [
+    "BgJobs",
+    "BgJobsError",
+    "BgJobsSpec",
+    "ConfigError",
+    "DatabaseURLError",
+    "Discard",
+    "Event",
+    "Job",
+    "JobError",
+    "JobNotFoundError",
+    "JobRequest",
+    "JobState",
+    "Listener",
+    "MissedRuns",
+    "PayloadError",
+    "QueueSpec",
+    "Retention",
+    "RuntimeStateError",
+    "ScheduleError",
+    "ScheduleInfo",
+    "ScheduledJobSpec",
+    "SchemaError",
+    "Snooze",
+    "Store",
+    "UnknownWorkerError",
+    "WorkerSpec",
+    "constant",
+    "cron",
+    "every",
+    "exponential",
+    "logging_listener",
+    "new",
+    "open_store",
+    "postgres",
+    "queue",
+    "schedule",
+    "scheduled_job",
+    "sqlite",
+    "worker",
+]

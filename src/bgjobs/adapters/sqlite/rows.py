@@ -1,0 +1,110 @@
+"""Conversions between SQLite rows and bgjobs records."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bgjobs.adapters.base import hot_state
+from bgjobs.job import Job, JobError, JobState
+
+HOT_COLUMNS = (
+    "id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at, "
+    "scheduled_at, reserved_by, reserved_at, lease_expires_at, unique_key, schedule, errors"
+)
+ARCHIVE_COLUMNS = (
+    "id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at, "
+    "scheduled_at, reserved_by, reserved_at, unique_key, schedule, errors, state, finished_at"
+)
+
+Row = Sequence[Any]
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch; exact for any aware datetime."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(value: int) -> datetime:
+    return EPOCH + timedelta(microseconds=value)
+
+
+def maybe_from_us(value: int | None) -> datetime | None:
+    return None if value is None else from_us(value)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def parse_errors(text: str) -> tuple[JobError, ...]:
+    try:
+        items = json.loads(text or "[]")
+        return tuple(JobError.from_dict(item) for item in items)
+    except (ValueError, KeyError, TypeError):
+        # A damaged history must not make the job unreadable.
+        return ()
+
+
+def errors_with(text: str, error: JobError | None) -> str:
+    items = json.loads(text or "[]")
+    if error is not None:
+        items.append(error.to_dict())
+    return json.dumps(items)
+
+
+def hot_job(row: Row, now_us: int) -> Job:
+    available_us = row[7]
+    state = (
+        JobState.RUNNING
+        if row[10] is not None
+        else hot_state(None, from_us(available_us), from_us(now_us))
+    )
+    return Job(
+        id=row[0],
+        queue=row[1],
+        name=row[2],
+        raw_payload=row[3],
+        state=state,
+        priority=row[4],
+        attempt=row[5],
+        max_attempts=row[6],
+        available_at=from_us(available_us),
+        created_at=from_us(row[8]),
+        scheduled_at=from_us(row[9]),
+        reserved_by=row[10],
+        reserved_at=maybe_from_us(row[11]),
+        lease_expires_at=maybe_from_us(row[12]),
+        unique_key=row[13],
+        schedule=row[14],
+        errors=parse_errors(row[15]),
+    )
+
+
+def archived_job(row: Row) -> Job:
+    return Job(
+        id=row[0],
+        queue=row[1],
+        name=row[2],
+        raw_payload=row[3],
+        priority=row[4],
+        attempt=row[5],
+        max_attempts=row[6],
+        available_at=from_us(row[7]),
+        created_at=from_us(row[8]),
+        scheduled_at=from_us(row[9]),
+        reserved_by=row[10],
+        reserved_at=maybe_from_us(row[11]),
+        unique_key=row[12],
+        schedule=row[13],
+        errors=parse_errors(row[14]),
+        state=JobState(row[15]),
+        finished_at=from_us(row[16]),
+    )
+
+
+def archive_values(row: Row, state: JobState, finished_us: int, errors: str) -> tuple[Any, ...]:
+    """Archive-table values for a hot row (as selected with HOT_COLUMNS)."""
+    return (*row[:12], row[13], row[14], errors, state.value, finished_us)

@@ -1,0 +1,78 @@
+"""SQLite schema and its versioned migrations. Times are INTEGER microseconds since the epoch (UTC):
+sortable, exact, and cheap to compare in the claim index."""
+
+from __future__ import annotations
+
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        """CREATE TABLE bgjobs_jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            queue TEXT NOT NULL,
+            name TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            available_at INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            scheduled_at INTEGER NOT NULL,
+            reserved_by TEXT,
+            reserved_at INTEGER,
+            lease_expires_at INTEGER,
+            unique_key TEXT,
+            schedule TEXT,
+            errors TEXT NOT NULL DEFAULT '[]'
+        )""",
+        # The claim walks this partial index in claim order and never sees running rows.
+        """CREATE INDEX bgjobs_jobs_claim ON bgjobs_jobs (queue, priority, available_at, id)
+           WHERE reserved_by IS NULL""",
+        """CREATE INDEX bgjobs_jobs_due ON bgjobs_jobs (queue, available_at)
+           WHERE reserved_by IS NULL""",
+        """CREATE INDEX bgjobs_jobs_fifo ON bgjobs_jobs (queue, scheduled_at, id)""",
+        """CREATE INDEX bgjobs_jobs_leases ON bgjobs_jobs (lease_expires_at)
+           WHERE reserved_by IS NOT NULL""",
+        """CREATE UNIQUE INDEX bgjobs_jobs_unique ON bgjobs_jobs (unique_key)
+           WHERE unique_key IS NOT NULL""",
+        """CREATE TABLE bgjobs_archive (
+            id INTEGER PRIMARY KEY,
+            queue TEXT NOT NULL,
+            name TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            max_attempts INTEGER NOT NULL,
+            available_at INTEGER NOT NULL,
+            created_at INTEGER NOT NULL,
+            scheduled_at INTEGER NOT NULL,
+            reserved_by TEXT,
+            reserved_at INTEGER,
+            unique_key TEXT,
+            schedule TEXT,
+            errors TEXT NOT NULL DEFAULT '[]',
+            state TEXT NOT NULL,
+            finished_at INTEGER NOT NULL
+        )""",
+        "CREATE INDEX bgjobs_archive_finished ON bgjobs_archive (finished_at)",
+        "CREATE INDEX bgjobs_archive_state ON bgjobs_archive (state, queue, finished_at)",
+        "CREATE INDEX bgjobs_archive_name ON bgjobs_archive (name, state)",
+        """CREATE TABLE bgjobs_nodes (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at INTEGER NOT NULL,
+            heartbeat_at INTEGER NOT NULL,
+            queues TEXT NOT NULL DEFAULT '[]'
+        )""",
+        """CREATE TABLE bgjobs_schedules (
+            name TEXT PRIMARY KEY,
+            definition TEXT NOT NULL,
+            queue TEXT NOT NULL,
+            last_due_at INTEGER,
+            last_finished_at INTEGER,
+            last_outcome TEXT
+        )""",
+    ],
+}
+
+LATEST = max(MIGRATIONS)
+VERSION_TABLE = "bgjobs_schema"

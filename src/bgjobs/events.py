@@ -1,0 +1,289 @@
+"""Typed lifecycle events, one frozen dataclass per transition, and their dispatch.
+
+Listeners attach at three scopes (global, queue, worker/scheduled job); every listener whose scope
+matches gets the event, so narrower scopes add to the global ones and never replace them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+
+from bgjobs.job import Job, JobError
+
+log = logging.getLogger("bgjobs")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    at: datetime
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+    def describe(self) -> str:
+        """One human line, used by the logging listener and the CLI's plain output."""
+        return self.kind
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEvent(Event):
+    job: Job
+
+    def describe(self) -> str:
+        job = self.job
+        return f"{self.kind} {job.name}#{job.id} queue={job.queue} attempt={job.attempt}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEnqueued(JobEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobReserved(JobEvent):
+    node_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobStarted(JobEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSucceeded(JobEvent):
+    duration: timedelta
+
+    def describe(self) -> str:
+        return f"{super().describe()} in {self.duration.total_seconds() * 1000:.1f}ms"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobFailed(JobEvent):
+    """An attempt failed and the job will run again at ``retry_at``."""
+
+    error: JobError
+    retry_at: datetime
+
+    def describe(self) -> str:
+        return f"{super().describe()} {self.error.type}: {self.error.message} (retry at {self.retry_at:%H:%M:%S})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobDiscarded(JobEvent):
+    """The job failed for good: out of attempts, discarded by its handler, or poison input."""
+
+    error: JobError
+
+    def describe(self) -> str:
+        return f"{super().describe()} {self.error.type}: {self.error.message}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobTimedOut(JobEvent):
+    timeout: timedelta
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSnoozed(JobEvent):
+    until: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobCancelled(JobEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRescued(JobEvent):
+    """A job whose node stopped heartbeating (or whose lease ran out) was put back to run again."""
+
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobReleased(JobEvent):
+    """Shutdown gave a running job back to the queue unfinished; its attempt is not counted."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class NoWorkerForJob(Event):
+    name: str
+    known: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.name!r} (known: {', '.join(self.known) or 'none'})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduledNextRun(Event):
+    schedule: str
+    job: Job
+    run_at: datetime
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.schedule} at {self.run_at.isoformat()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueEvent(Event):
+    queue: str
+
+    def describe(self) -> str:
+        return f"{self.kind} queue={self.queue}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueuePollingStarted(QueueEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueuePollingStopped(QueueEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class QueueError(QueueEvent):
+    """A queue's loop hit an error (often the database); it backs off and carries on."""
+
+    error: str
+
+    def describe(self) -> str:
+        return f"{super().describe()} {self.error}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SupervisorRestarted(Event):
+    component: str
+    error: str
+    restarts: int
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.component} after {self.error} (restart {self.restarts})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeEvent(Event):
+    node_id: str
+
+    def describe(self) -> str:
+        return f"{self.kind} node={self.node_id}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeStarted(RuntimeEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeStopping(RuntimeEvent):
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuntimeStopped(RuntimeEvent):
+    pass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Migrated(Event):
+    backend: str
+    from_version: int
+    to_version: int
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.backend} schema {self.from_version} -> {self.to_version}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WakeupLost(Event):
+    """The instant wake-up channel (Postgres LISTEN) dropped; polling covers until it is back."""
+
+    error: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WakeupRestored(Event):
+    pass
+
+
+Listener = Callable[[Event], None]
+
+
+def event_to_dict(event: Event) -> dict[str, object]:
+    """A JSON-ready view of an event (for ``--json`` log lines)."""
+    out: dict[str, object] = {"event": event.kind}
+    for item in fields(event):
+        value = getattr(event, item.name)
+        if isinstance(value, Job):
+            out["job"] = {"id": value.id, "name": value.name, "queue": value.queue,
+                          "attempt": value.attempt}
+        elif isinstance(value, JobError):
+            out[item.name] = value.to_dict()
+        elif isinstance(value, datetime):
+            out[item.name] = value.isoformat()
+        elif isinstance(value, timedelta):
+            out[item.name] = value.total_seconds()
+        else:
+            out[item.name] = value
+    return out
+
+
+class EventDispatcher:
+    """Delivers each event to the global listeners plus those of its queue and its worker."""
+
+    def __init__(
+        self,
+        global_listeners: Iterable[Listener] = (),
+        queue_listeners: Mapping[str, Iterable[Listener]] | None = None,
+        worker_listeners: Mapping[str, Iterable[Listener]] | None = None,
+    ) -> None:
+        self._global = list(global_listeners)
+        self._by_queue = {k: list(v) for k, v in (queue_listeners or {}).items()}
+        self._by_worker = {k: list(v) for k, v in (worker_listeners or {}).items()}
+
+    def add_global(self, listener: Listener) -> None:
+        self._global.append(listener)
+
+    def remove_global(self, listener: Listener) -> None:
+        self._global.remove(listener)
+
+    def emit(self, event: Event) -> None:
+        queue, worker = _scope_of(event)
+        targets = list(self._global)
+        if queue is not None:
+            targets += self._by_queue.get(queue, ())
+        if worker is not None:
+            targets += self._by_worker.get(worker, ())
+        for listener in targets:
+            try:
+                listener(event)
+            except Exception:  # a listener must never break the runtime
+                log.exception("bgjobs: event listener %r raised on %s; skipped", listener, event.kind)
+
+
+def _scope_of(event: Event) -> tuple[str | None, str | None]:
+    if isinstance(event, JobEvent | ScheduledNextRun):
+        return event.job.queue, event.job.name
+    if isinstance(event, QueueEvent):
+        return event.queue, None
+    if isinstance(event, NoWorkerForJob):
+        return None, event.name
+    return None, None
+
+
+def logging_listener(
+    logger: logging.Logger | None = None, level: int = logging.INFO
+) -> Listener:
+    """A listener that writes one line per event to stdlib logging (failures at WARNING)."""
+    target = logger or log
+
+    def listen(event: Event) -> None:
+        failed = isinstance(event, JobFailed | JobDiscarded | JobTimedOut | QueueError)
+        target.log(max(level, logging.WARNING) if failed else level, "%s", event.describe())
+
+    return listen

@@ -1,0 +1,1 @@
+"""The supervised runtime: queue runners, completer, maintenance and their supervisor."""

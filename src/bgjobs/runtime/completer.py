@@ -1,0 +1,87 @@
+"""Writes job outcomes to the store in batches, one transaction per batch.
+
+Handlers hand their Completion over and return at once; under load many completions share one
+commit, which is most of the difference between a job library and a raw-SQL loop. A crash between
+a handler's return and the flush re-runs that job after its lease (at-least-once).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from bgjobs.adapters.base import Applied, Completion, Store
+
+log = logging.getLogger("bgjobs")
+
+AfterApply = Callable[[Completion, Applied], None]
+ErrorCallback = Callable[[Exception], None]
+
+MAX_BATCH = 500
+
+
+class Completer:
+    def __init__(self, store: Store, after_apply: AfterApply, on_error: ErrorCallback) -> None:
+        self._store = store
+        self._after_apply = after_apply
+        self._on_error = on_error
+        self._pending: list[Completion] = []
+        self._cond = threading.Condition()
+        self._in_flight = 0
+        self._stop = False
+
+    def submit(self, completion: Completion) -> None:
+        with self._cond:
+            self._pending.append(completion)
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending) + self._in_flight
+
+    def loop(self) -> None:
+        failures = 0
+        while True:
+            with self._cond:
+                while not self._pending and not self._stop:
+                    self._cond.wait()
+                if not self._pending:
+                    return  # stopping and drained
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                self._in_flight = len(batch)
+            try:
+                results = self._store.complete(batch)
+            except Exception as exc:
+                failures += 1
+                with self._cond:
+                    self._pending[:0] = batch  # keep order; nothing is dropped
+                    self._in_flight = 0
+                self._on_error(exc)
+                with self._cond:
+                    self._cond.wait(min(0.05 * 2 ** min(failures, 7), 5.0))
+                continue
+            failures = 0
+            for completion, applied in zip(batch, results, strict=True):
+                try:
+                    self._after_apply(completion, applied)
+                except Exception:
+                    log.exception("bgjobs: after-completion hook failed for job %s",
+                                  completion.job.id)
+            with self._cond:
+                self._in_flight = 0
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until every submitted completion is written (or timeout)."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: not self._pending and self._in_flight == 0, timeout
+            )
+
+    def stop(self) -> None:
+        """Finish writing what is pending, then end the loop."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()

@@ -1,0 +1,112 @@
+"""Runs one handler and turns what happened into a Completion."""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from bgjobs.adapters.base import Completion, Outcome
+from bgjobs.builder import QueueSpec, WorkerSpec
+from bgjobs.errors import PayloadError
+from bgjobs.job import Discard, Job, JobError, NewJob, Snooze
+from bgjobs.retry import Backoff
+
+
+class JobTimeout(Exception):  # noqa: N818 - raised inside a handler thread on timeout
+    """Raised inside a handler that ran past its worker's timeout."""
+
+
+@dataclass
+class RunningJob:
+    """A claimed job while it is in a handler. Exactly one party (the handler's return or the
+    timeout watchdog) gets to finish it."""
+
+    job: Job
+    worker: WorkerSpec | None
+    started: float = field(default_factory=time.monotonic)
+    deadline: float | None = None
+    thread_id: int | None = None
+    cancel: Callable[[], None] | None = None
+    _finished: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_finish(self) -> bool:
+        with self._lock:
+            if self._finished:
+                return False
+            self._finished = True
+            return True
+
+
+def describe_error(exc: BaseException, attempt: int, at: datetime) -> JobError:
+    return JobError(
+        at=at,
+        attempt=attempt,
+        type=type(exc).__name__,
+        message=str(exc) or repr(exc),
+        traceback="".join(traceback.format_exception(exc)),
+    )
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What the runtime needs to decide a job's fate after its handler."""
+
+    node_id: str
+    backoff: Backoff
+    keep_succeeded: bool
+    next_run: Callable[[Job], NewJob | None]  # scheduled jobs' next occurrence
+    now: Callable[[], datetime]
+
+
+def backoff_for(worker: WorkerSpec | None, queue: QueueSpec) -> Backoff:
+    return worker.backoff if worker is not None and worker.backoff is not None else queue.backoff
+
+
+def failure(job: Job, policy: Policy, error: JobError, *, discard: bool = False) -> Completion:
+    if discard or job.attempt >= job.max_attempts:
+        outcome = Outcome.DISCARDED if discard else Outcome.FAILED
+        return Completion(job=job, node_id=policy.node_id, outcome=outcome, error=error,
+                          next_run=policy.next_run(job))
+    return Completion(job=job, node_id=policy.node_id, outcome=Outcome.RETRY, error=error,
+                      delay=policy.backoff.delay(job.attempt))
+
+
+def success(job: Job, policy: Policy) -> Completion:
+    return Completion(job=job, node_id=policy.node_id, outcome=Outcome.SUCCEEDED,
+                      keep=policy.keep_succeeded, next_run=policy.next_run(job))
+
+
+def snoozed(job: Job, policy: Policy, delay: timedelta) -> Completion:
+    return Completion(job=job, node_id=policy.node_id, outcome=Outcome.SNOOZED, delay=delay)
+
+
+def precheck(running: RunningJob, policy: Policy, known: Callable[[], str]) -> Completion | None:
+    """Poison input fails its job permanently instead of crashing or looping."""
+    job = running.job
+    if running.worker is None:
+        error = JobError(
+            at=policy.now(), attempt=job.attempt, type="UnknownWorker",
+            message=f"no worker named {job.name!r} is registered in this deployment "
+                    f"(queue {job.queue!r} knows: {known()})",
+        )
+        return failure(job, policy, error, discard=True)
+    try:
+        _ = job.payload
+    except PayloadError as exc:
+        return failure(job, policy, describe_error(exc, job.attempt, policy.now()), discard=True)
+    return None
+
+
+def outcome_of(job: Job, policy: Policy, exc: BaseException | None) -> Completion:
+    """Map a handler's return (exc None) or exception to a Completion."""
+    if exc is None:
+        return success(job, policy)
+    if isinstance(exc, Snooze):
+        return snoozed(job, policy, exc.delay)
+    error = describe_error(exc, job.attempt, policy.now())
+    return failure(job, policy, error, discard=isinstance(exc, Discard))

@@ -1,0 +1,94 @@
+"""Periodic upkeep on every node: heartbeat and lease renewal, rescue of jobs whose node died,
+pruning of the archive, and re-registering schedules (so a cancelled pending run comes back).
+
+Every step is safe when all nodes run it at once: each is one transaction whose conditions are
+re-checked inside it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bgjobs.adapters.base import NodeInfo, Store
+from bgjobs.builder import Retention
+from bgjobs.events import Event, JobDiscarded, JobRescued, QueueError
+from bgjobs.job import JobState
+from bgjobs.adapters.base import rescue_error
+
+PRUNE_EVERY = 60.0
+REGISTER_EVERY = 60.0
+
+
+@dataclass(frozen=True)
+class MaintenanceConfig:
+    heartbeat_interval: timedelta
+    node_timeout: timedelta
+    retention: Retention
+
+
+class Maintenance:
+    def __init__(
+        self,
+        store: Store,
+        node: Callable[[], NodeInfo],
+        config: MaintenanceConfig,
+        emit: Callable[[Event], None],
+        register_schedules: Callable[[], None],
+        on_rescued: Callable[[], None],
+    ) -> None:
+        self._store = store
+        self._node = node
+        self._config = config
+        self._emit = emit
+        self._register_schedules = register_schedules
+        self._on_rescued = on_rescued
+        self._stop = threading.Event()
+        self._last_prune = 0.0
+        self._last_register = time.monotonic()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def loop(self) -> None:
+        interval = self._config.heartbeat_interval.total_seconds()
+        while not self._stop.wait(interval):
+            try:
+                self.run_once()
+            except Exception as exc:
+                self._emit(QueueError(at=self._store.now(), queue="(maintenance)", error=repr(exc)))
+
+    def run_once(self) -> None:
+        node = self._node()
+        self._store.heartbeat(node)
+        self._store.extend_leases(node.id, self._config.node_timeout)
+        self.rescue()
+        now = time.monotonic()
+        if now - self._last_prune >= PRUNE_EVERY:
+            self._last_prune = now
+            self.prune()
+        if now - self._last_register >= REGISTER_EVERY:
+            self._last_register = now
+            self._register_schedules()
+
+    def rescue(self) -> None:
+        result = self._store.rescue(self._config.node_timeout)
+        at = self._store.now()
+        for job in result.released:
+            self._emit(JobRescued(at=at, job=job, reason=rescue_error(job, at).message))
+        for job in result.failed:
+            self._emit(JobDiscarded(at=at, job=job, error=rescue_error(job, at)))
+        if result.released:
+            self._on_rescued()
+
+    def prune(self) -> None:
+        retention = self._config.retention
+        if retention.succeeded is not None:
+            self._store.prune(retention.succeeded, [JobState.SUCCEEDED])
+        if retention.failed is not None:
+            self._store.prune(
+                retention.failed, [JobState.FAILED, JobState.DISCARDED, JobState.CANCELLED]
+            )

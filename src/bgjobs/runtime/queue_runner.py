@@ -1,0 +1,241 @@
+"""One queue's loop: claim as many jobs as there are free slots, run them, enforce timeouts.
+
+The loop sleeps until the earliest of: a wake-up (local enqueue, another process, a freed slot),
+the next job's due time, the next timeout deadline, or the poll interval. It never sleeps blindly
+past a known due time, which is what keeps scheduled jobs within milliseconds of their time.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bgjobs.adapters.base import ClaimRequest, Completion, Store
+from bgjobs.builder import QueueSpec, WorkerSpec
+from bgjobs.events import (
+    Event,
+    JobReserved,
+    JobStarted,
+    JobTimedOut,
+    QueueError,
+    QueuePollingStarted,
+    QueuePollingStopped,
+)
+from bgjobs.job import Job, JobError
+from bgjobs.runtime.async_loop import AsyncLoop
+from bgjobs.runtime.execution import (
+    JobTimeout,
+    Policy,
+    RunningJob,
+    failure,
+    outcome_of,
+    precheck,
+)
+from bgjobs.runtime.worker_pool import WorkerPool
+
+_MIN_SLEEP = 0.0005
+
+
+@dataclass(frozen=True)
+class RunnerContext:
+    store: Store
+    node_id: str
+    lease: timedelta
+    emit: Callable[[Event], None]
+    submit_completion: Callable[[Completion], None]
+    policy_for: Callable[[Job, WorkerSpec | None], Policy]
+    async_loop: Callable[[], AsyncLoop]
+    now: Callable[[], datetime]
+
+
+class QueueRunner:
+    def __init__(self, spec: QueueSpec, workers: dict[str, WorkerSpec], ctx: RunnerContext):
+        self.spec = spec
+        self.name = spec.name
+        self._workers = workers
+        self._ctx = ctx
+        self._wake = threading.Event()
+        self._claiming = True
+        self._lock = threading.Lock()
+        self.running: dict[int, RunningJob] = {}
+        self._pool = WorkerPool(spec.max_concurrent_jobs, spec.name)
+        self._stopped = threading.Event()
+        self._errors = 0
+
+    # control ---------------------------------------------------------------------------------
+    def notify(self) -> None:
+        self._wake.set()
+
+    def stop_claiming(self) -> None:
+        self._claiming = False
+        self._wake.set()
+
+    def wait_stopped(self, timeout: float) -> bool:
+        return self._stopped.wait(timeout)
+
+    def in_flight(self) -> list[RunningJob]:
+        with self._lock:
+            return list(self.running.values())
+
+    def shutdown_pool(self) -> None:
+        self._pool.shutdown()
+
+    # loop ------------------------------------------------------------------------------------
+    def loop(self) -> None:
+        self._stopped.clear()
+        self._ctx.emit(QueuePollingStarted(at=self._ctx.now(), queue=self.name))
+        try:
+            while self._claiming:
+                self._wake.clear()
+                timeout = self._tick()
+                if self._claiming and timeout > 0:
+                    self._wake.wait(timeout)
+        finally:
+            self._ctx.emit(QueuePollingStopped(at=self._ctx.now(), queue=self.name))
+            self._stopped.set()
+
+    def _tick(self) -> float:
+        """Claim and dispatch once; return how long to sleep."""
+        poll = self.spec.poll_interval.total_seconds()
+        self._expire_deadlines()
+        free = self.spec.max_concurrent_jobs - len(self.running)
+        if free <= 0:
+            return self._until_deadline(poll)
+        try:
+            jobs = self._ctx.store.claim(ClaimRequest(
+                queue=self.name, node_id=self._ctx.node_id, limit=free,
+                lease=self._ctx.lease, blocking=self.spec.blocking,
+            ))
+            due = None if len(jobs) == free else self._ctx.store.next_due_at(self.name)
+        except Exception as exc:
+            self._errors += 1
+            self._ctx.emit(QueueError(at=self._ctx.now(), queue=self.name, error=repr(exc)))
+            return min(0.05 * 2 ** min(self._errors, 7), 5.0)
+        self._errors = 0
+        for job in jobs:
+            self._dispatch(job)
+        if len(jobs) == free:
+            return self._until_deadline(poll) if len(self.running) >= free else 0.0
+        sleep = poll
+        if due is not None:
+            sleep = min(sleep, max((due - self._ctx.now()).total_seconds(), _MIN_SLEEP))
+        return self._until_deadline(sleep)
+
+    def _until_deadline(self, sleep: float) -> float:
+        with self._lock:
+            deadlines = [r.deadline for r in self.running.values() if r.deadline is not None]
+        if deadlines:
+            sleep = min(sleep, max(min(deadlines) - time.monotonic(), _MIN_SLEEP))
+        return sleep
+
+    # running jobs -----------------------------------------------------------------------------
+    def _dispatch(self, job: Job) -> None:
+        worker = self._workers.get(job.name)
+        running = RunningJob(job=job, worker=worker)
+        if worker is not None and worker.timeout is not None:
+            running.deadline = running.started + worker.timeout.total_seconds()
+        job = _with_touch(job, lambda extend: self._touch(running, extend))
+        running.job = job
+        with self._lock:
+            self.running[job.id] = running
+        self._ctx.emit(JobReserved(at=self._ctx.now(), job=job, node_id=self._ctx.node_id))
+        if worker is not None and worker.is_async:
+            self._start_async(running, worker)
+        else:
+            self._pool.submit(lambda: self._run_sync(running))
+
+    def _run_sync(self, running: RunningJob) -> None:
+        running.thread_id = threading.get_ident()
+        policy = self._ctx.policy_for(running.job, running.worker)
+        completion = precheck(running, policy, self._known)
+        if completion is None:
+            assert running.worker is not None
+            self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
+            error: BaseException | None = None
+            try:
+                running.worker.handler(running.job)
+            except BaseException as exc:  # a handler must never kill its thread or queue
+                error = exc
+            completion = outcome_of(running.job, policy, error)
+        self._finish(running, completion)
+
+    def _start_async(self, running: RunningJob, worker: WorkerSpec) -> None:
+        policy = self._ctx.policy_for(running.job, worker)
+
+        async def run() -> None:
+            completion = precheck(running, policy, self._known)
+            if completion is None:
+                self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
+                error: BaseException | None = None
+                try:
+                    await worker.handler(running.job)
+                except BaseException as exc:
+                    error = exc
+                completion = outcome_of(running.job, policy, error)
+            self._finish(running, completion)
+
+        future = self._ctx.async_loop().submit(run())
+        running.cancel = lambda: future.cancel() and None
+
+    def _finish(self, running: RunningJob, completion: Completion) -> None:
+        if not running.take_finish():
+            return  # the timeout watchdog already finished this job
+        with self._lock:
+            self.running.pop(running.job.id, None)
+        self._ctx.submit_completion(completion)
+        self._wake.set()
+
+    def _known(self) -> str:
+        return ", ".join(sorted(self._workers)) or "none"
+
+    # timeouts --------------------------------------------------------------------------------
+    def _touch(self, running: RunningJob, extend: timedelta | None) -> None:
+        worker = running.worker
+        extra = extend or (worker.timeout if worker and worker.timeout else None)
+        if extra is not None and running.deadline is not None:
+            running.deadline = time.monotonic() + extra.total_seconds()
+        lease = max(self._ctx.lease, extra or timedelta(0))
+        self._ctx.store.extend_leases(self._ctx.node_id, lease, [running.job.id])
+
+    def _expire_deadlines(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            expired = [r for r in self.running.values()
+                       if r.deadline is not None and r.deadline <= now]
+        for running in expired:
+            if not running.take_finish():
+                continue
+            with self._lock:
+                self.running.pop(running.job.id, None)
+            self._interrupt(running)
+            worker = running.worker
+            assert worker is not None and worker.timeout is not None
+            job = running.job
+            self._ctx.emit(JobTimedOut(at=self._ctx.now(), job=job, timeout=worker.timeout))
+            error = JobError(
+                at=self._ctx.now(), attempt=job.attempt, type="JobTimeout",
+                message=f"{job.name} ran longer than its timeout of {worker.timeout}",
+            )
+            self._ctx.submit_completion(failure(job, self._ctx.policy_for(job, worker), error))
+
+    def _interrupt(self, running: RunningJob) -> None:
+        if running.cancel is not None:
+            running.cancel()
+            return
+        if running.thread_id is not None:
+            # Raises JobTimeout in the handler's thread at its next Python bytecode; a thread
+            # blocked in C stays stuck until that call returns, so it is retired and replaced.
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(running.thread_id), ctypes.py_object(JobTimeout)
+            )
+            self._pool.retire(running.thread_id)
+
+
+def _with_touch(job: Job, touch: Callable[[timedelta | None], None]) -> Job:
+    from dataclasses import replace
+
+    return replace(job, _touch=touch)
