@@ -383,7 +383,7 @@ class BgJobs:
         """Start, block until SIGINT/SIGTERM (or ``request_stop()``), then stop gracefully.
         A second signal skips the grace period. Raises if the supervisor gave up."""
         self.start()
-        restore: dict[int, Any] = {}
+        restore: dict[signal.Signals, Any] = {}
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 restore[sig] = signal.signal(sig, self._on_signal)

@@ -8,6 +8,7 @@ past a known due time, which is what keeps scheduled jobs within milliseconds of
 from __future__ import annotations
 
 import ctypes
+from concurrent.futures import Future
 import threading
 import time
 from collections.abc import Callable
@@ -114,12 +115,13 @@ class QueueRunner:
         except Exception as exc:
             self._errors += 1
             self._ctx.emit(QueueError(at=self._ctx.now(), queue=self.name, error=repr(exc)))
-            return min(0.05 * 2 ** min(self._errors, 7), 5.0)
+            return min(0.05 * 2.0 ** min(self._errors, 7), 5.0)
         self._errors = 0
         for job in jobs:
             self._dispatch(job)
         if len(jobs) == free:
             return self._until_deadline(poll) if len(self.running) >= free else 0.0
+        sleep: float
         sleep = poll
         if due is not None:
             sleep = min(sleep, max((due - self._ctx.now()).total_seconds(), _MIN_SLEEP))
@@ -179,7 +181,7 @@ class QueueRunner:
             self._finish(running, completion)
 
         future = self._ctx.async_loop().submit(run())
-        running.cancel = lambda: future.cancel() and None
+        running.cancel = lambda: _cancel(future)
 
     def _finish(self, running: RunningJob, completion: Completion) -> None:
         if not running.take_finish():
@@ -239,3 +241,7 @@ def _with_touch(job: Job, touch: Callable[[timedelta | None], None]) -> Job:
     from dataclasses import replace
 
     return replace(job, _touch=touch)
+
+
+def _cancel(future: Future[None]) -> None:
+    future.cancel()

@@ -1,0 +1,301 @@
+"""The Store contract. Runs unchanged against every backend (see the `backend` fixture)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bgjobs.adapters.base import (
+    SCHEMA_VERSION,
+    ClaimRequest,
+    Completion,
+    JobFilter,
+    NodeInfo,
+    Outcome,
+    ScheduleRegistration,
+    Store,
+    schedule_key,
+)
+from bgjobs.errors import RuntimeStateError
+from bgjobs.job import JobError, JobState, NewJob
+
+LEASE = timedelta(seconds=30)
+
+
+def new(name: str = "work", queue: str = "default", **kw: object) -> NewJob:
+    fields: dict[str, object] = {"queue": queue, "name": name, "raw_payload": '{"n": 1}',
+                                 "max_attempts": 3}
+    fields.update(kw)
+    return NewJob(**fields)  # type: ignore[arg-type]
+
+
+def claim(store: Store, queue: str = "default", limit: int = 10, node: str = "n1",
+          blocking: bool = False, lease: timedelta = LEASE) -> list:
+    return store.claim(ClaimRequest(queue=queue, node_id=node, limit=limit, lease=lease,
+                                    blocking=blocking))
+
+
+def err(msg: str = "boom", attempt: int = 1) -> JobError:
+    return JobError(at=datetime.now(UTC), attempt=attempt, type="ValueError", message=msg)
+
+
+def test_schema_is_at_current_version(store: Store) -> None:
+    assert store.schema_version() == SCHEMA_VERSION
+    assert store.migrate() == (SCHEMA_VERSION, SCHEMA_VERSION)
+
+
+def test_insert_returns_persisted_jobs(store: Store) -> None:
+    jobs = store.insert_jobs([new(priority=3), new("other", delay=timedelta(hours=1))])
+    assert [j.name for j in jobs] == ["work", "other"]
+    assert jobs[0].id < jobs[1].id
+    assert jobs[0].state is JobState.AVAILABLE and jobs[1].state is JobState.SCHEDULED
+    fetched = store.get_job(jobs[0].id)
+    assert fetched is not None
+    assert fetched.payload == {"n": 1} and fetched.priority == 3 and fetched.attempt == 0
+    assert fetched.created_at.tzinfo is not None
+    assert jobs[1].available_at - jobs[1].created_at >= timedelta(minutes=59)
+
+
+def test_claim_orders_by_priority_then_time_then_id(store: Store) -> None:
+    now = store.now()
+    a = store.insert_jobs([new(priority=5)])[0]
+    b = store.insert_jobs([new(priority=0, available_at=now - timedelta(seconds=1))])[0]
+    c = store.insert_jobs([new(priority=0, available_at=now - timedelta(seconds=5))])[0]
+    d = store.insert_jobs([new(priority=0, available_at=now - timedelta(seconds=5))])[0]
+    got = claim(store, limit=10)
+    assert [j.id for j in got] == [c.id, d.id, b.id, a.id]
+    assert all(j.state is JobState.RUNNING and j.attempt == 1 for j in got)
+    assert all(j.reserved_by == "n1" and j.lease_expires_at is not None for j in got)
+
+
+def test_claim_respects_limit_queue_and_due_time(store: Store) -> None:
+    store.insert_jobs([new() for _ in range(5)])
+    store.insert_jobs([new(queue="other")])
+    store.insert_jobs([new(delay=timedelta(hours=1))])
+    assert len(claim(store, limit=3)) == 3
+    assert len(claim(store, limit=10)) == 2
+    assert claim(store, limit=10) == []
+    assert len(claim(store, queue="other")) == 1
+    assert claim(store, limit=0) == []
+
+
+def test_two_claimers_never_get_the_same_job(store_factory: Callable[..., Store]) -> None:
+    one, two = store_factory(), store_factory()
+    one.open()
+    two.open()
+    one.insert_jobs([new() for _ in range(50)])
+    seen: list[int] = []
+    for _ in range(10):
+        seen += [j.id for j in claim(one, limit=3, node="a")]
+        seen += [j.id for j in claim(two, limit=3, node="b")]
+    assert len(seen) == 50 and len(set(seen)) == 50
+
+
+def test_next_due_at(store: Store) -> None:
+    assert store.next_due_at("default") is None
+    later = store.now() + timedelta(minutes=5)
+    store.insert_jobs([new(available_at=later)])
+    due = store.next_due_at("default")
+    assert due is not None and abs((due - later).total_seconds()) < 0.001
+
+
+def test_success_archives_and_delete_on_success(store: Store) -> None:
+    store.insert_jobs([new(), new()])
+    kept, dropped = claim(store)
+    results = store.complete([
+        Completion(job=kept, node_id="n1", outcome=Outcome.SUCCEEDED),
+        Completion(job=dropped, node_id="n1", outcome=Outcome.SUCCEEDED, keep=False),
+    ])
+    assert [r.applied for r in results] == [True, True]
+    archived = store.get_job(kept.id)
+    assert archived is not None and archived.state is JobState.SUCCEEDED
+    assert archived.finished_at is not None
+    assert store.get_job(dropped.id) is None
+
+
+def test_retry_keeps_error_history_and_delay(store: Store) -> None:
+    store.insert_jobs([new()])
+    job = claim(store)[0]
+    store.complete([Completion(job=job, node_id="n1", outcome=Outcome.RETRY, error=err("first"),
+                               delay=timedelta(minutes=10))])
+    again = store.get_job(job.id)
+    assert again is not None and again.state is JobState.SCHEDULED
+    assert again.attempt == 1 and again.reserved_by is None
+    assert [e.message for e in again.errors] == ["first"]
+    assert again.available_at - store.now() > timedelta(minutes=9)
+    assert claim(store) == []
+
+
+def test_failed_goes_to_archive_with_errors(store: Store) -> None:
+    store.insert_jobs([new(max_attempts=1)])
+    job = claim(store)[0]
+    store.complete([Completion(job=job, node_id="n1", outcome=Outcome.FAILED, error=err("bad"))])
+    failed = store.get_job(job.id)
+    assert failed is not None and failed.state is JobState.FAILED
+    assert failed.errors[-1].message == "bad" and failed.errors[-1].type == "ValueError"
+    assert [j.id for j in store.list_jobs(JobFilter(state=JobState.FAILED))] == [job.id]
+
+
+def test_snooze_does_not_spend_an_attempt(store: Store) -> None:
+    store.insert_jobs([new()])
+    job = claim(store)[0]
+    store.complete([Completion(job=job, node_id="n1", outcome=Outcome.SNOOZED,
+                               delay=timedelta(0))])
+    again = claim(store)[0]
+    assert again.id == job.id and again.attempt == 1
+
+
+def test_completion_is_fenced_to_the_reserving_node(store: Store) -> None:
+    store.insert_jobs([new()])
+    job = claim(store, node="a")[0]
+    stale = Completion(job=job, node_id="b", outcome=Outcome.SUCCEEDED)
+    assert store.complete([stale])[0].applied is False
+    got = store.get_job(job.id)
+    assert got is not None and got.state is JobState.RUNNING
+
+
+def test_release_puts_jobs_back_without_counting_the_attempt(store: Store) -> None:
+    store.insert_jobs([new(), new()])
+    jobs = claim(store, node="a")
+    released = store.release("a", [j.id for j in jobs])
+    assert sorted(j.id for j in released) == sorted(j.id for j in jobs)
+    assert all(j.attempt == 0 for j in released)
+    assert len(claim(store, node="b")) == 2
+
+
+def test_rescue_releases_expired_leases_and_fails_exhausted(store: Store) -> None:
+    store.insert_jobs([new(max_attempts=3), new(max_attempts=1)])
+    retry_me, exhausted = claim(store, node="dead", lease=timedelta(milliseconds=1))
+    import time
+
+    time.sleep(0.01)
+    result = store.rescue(timedelta(seconds=30))
+    assert [j.id for j in result.released] == [retry_me.id]
+    assert [j.id for j in result.failed] == [exhausted.id]
+    back = store.get_job(retry_me.id)
+    assert back is not None and back.state is JobState.AVAILABLE
+    assert back.errors[-1].type == "JobRescued"
+    dead = store.get_job(exhausted.id)
+    assert dead is not None and dead.state is JobState.FAILED
+    assert store.rescue(timedelta(seconds=30)).released == []
+
+
+def test_extend_leases_protects_from_rescue(store: Store) -> None:
+    store.insert_jobs([new()])
+    claim(store, node="alive", lease=timedelta(milliseconds=1))
+    assert store.extend_leases("alive", timedelta(minutes=1)) == 1
+    import time
+
+    time.sleep(0.01)
+    assert store.rescue(timedelta(seconds=30)).released == []
+
+
+def test_nodes_heartbeat_and_expire(store: Store) -> None:
+    now = store.now()
+    store.heartbeat(NodeInfo("h:1:a", "h", 1, now, now, ("default",)))
+    store.heartbeat(NodeInfo("h:1:a", "h", 1, now, now, ("default", "mail")))
+    nodes = store.list_nodes()
+    assert [(n.id, n.queues) for n in nodes] == [("h:1:a", ("default", "mail"))]
+    import time
+
+    time.sleep(0.02)
+    store.rescue(timedelta(milliseconds=1))
+    assert store.list_nodes() == []
+
+
+def test_blocking_claim_runs_only_the_head(store: Store) -> None:
+    first, second = store.insert_jobs([new(queue="serial"), new(queue="serial")])
+    got = claim(store, queue="serial", blocking=True)
+    assert [j.id for j in got] == [first.id]
+    assert claim(store, queue="serial", blocking=True, node="other") == []
+    store.complete([Completion(job=got[0], node_id="n1", outcome=Outcome.RETRY, error=err(),
+                               delay=timedelta(0))])
+    again = claim(store, queue="serial", blocking=True)
+    assert [j.id for j in again] == [first.id], "a failed head keeps blocking the queue"
+    store.complete([Completion(job=again[0], node_id="n1", outcome=Outcome.SUCCEEDED)])
+    assert [j.id for j in claim(store, queue="serial", blocking=True)] == [second.id]
+
+
+def test_schedule_registration_is_idempotent_and_unique(store: Store) -> None:
+    due = store.now() + timedelta(minutes=1)
+    run = new("tick", unique_key=schedule_key("tick"), schedule="tick", available_at=due)
+    reg = ScheduleRegistration(name="tick", definition="every 1m", first_run=run)
+    first = store.register_schedule(reg, "default")
+    second = store.register_schedule(reg, "default")
+    assert first is not None and second is not None and first.id == second.id
+    assert store.insert_jobs([run]) == [], "the unique key allows one pending run"
+    states = store.schedule_states()
+    assert [(s.name, s.running) for s in states] == [("tick", False)]
+    assert states[0].next_run_at == first.available_at
+
+
+def test_schedule_definition_change_reschedules(store: Store) -> None:
+    due = store.now() + timedelta(minutes=1)
+    run = new("tick", unique_key=schedule_key("tick"), schedule="tick", available_at=due)
+    store.register_schedule(ScheduleRegistration("tick", "every 1m", run), "default")
+    later = new("tick", unique_key=schedule_key("tick"), schedule="tick",
+                available_at=due + timedelta(hours=1))
+    moved = store.register_schedule(ScheduleRegistration("tick", "every 2h", later), "default")
+    assert moved is not None and moved.available_at == later.available_at
+    assert len(store.list_jobs(JobFilter(name="tick"))) == 1
+
+
+def test_finishing_a_scheduled_run_inserts_the_next_in_the_same_transaction(store: Store) -> None:
+    now = store.now()
+    run = new("tick", unique_key=schedule_key("tick"), schedule="tick", available_at=now)
+    store.register_schedule(ScheduleRegistration("tick", "every 1m", run), "default")
+    job = claim(store)[0]
+    assert store.register_schedule(ScheduleRegistration("tick", "every 1m", run), "default") \
+        is None, "no second run while one is in progress"
+    nxt = new("tick", unique_key=schedule_key("tick"), schedule="tick",
+              available_at=now + timedelta(minutes=1))
+    result = store.complete([Completion(job=job, node_id="n1", outcome=Outcome.SUCCEEDED,
+                                        next_run=nxt)])[0]
+    assert result.applied and result.next_run is not None
+    assert result.next_run.available_at == nxt.available_at
+    state = store.schedule_states()[0]
+    assert state.last_outcome == "succeeded" and state.next_run_at == nxt.available_at
+
+
+def test_queue_stats(store: Store) -> None:
+    store.insert_jobs([new(), new(), new(delay=timedelta(hours=1)), new(queue="q2")])
+    running = claim(store, limit=1)[0]
+    store.complete([Completion(job=running, node_id="n1", outcome=Outcome.FAILED, error=err())])
+    claim(store, limit=1)
+    stats = {s.queue: s for s in store.queue_stats(timedelta(minutes=1))}
+    d = stats["default"]
+    assert (d.available, d.scheduled, d.running, d.failed, d.failed_recent) == (0, 1, 1, 1, 1)
+    assert stats["q2"].available == 1
+
+
+def test_retry_cancel_delete_prune(store: Store) -> None:
+    a, b, c = store.insert_jobs([new(max_attempts=1), new(), new()])
+    job = claim(store, limit=1)[0]
+    store.complete([Completion(job=job, node_id="n1", outcome=Outcome.FAILED, error=err())])
+    assert store.retry_jobs([a.id]) == [a.id]
+    retried = store.get_job(a.id)
+    assert retried is not None and retried.state is JobState.AVAILABLE and retried.attempt == 0
+    cancelled = store.cancel_job(b.id)
+    assert cancelled is not None and cancelled.state is JobState.CANCELLED
+    assert store.cancel_job(999_999) is None
+    running = claim(store, limit=1)[0]
+    with pytest.raises(RuntimeStateError, match="running"):
+        store.cancel_job(running.id)
+    with pytest.raises(RuntimeStateError, match="running"):
+        store.delete_job(running.id)
+    waiting = a if running.id != a.id else c
+    assert store.delete_job(waiting.id) is True
+    assert store.get_job(waiting.id) is None
+    assert store.delete_job(waiting.id) is False
+    assert store.prune(timedelta(0), [JobState.CANCELLED]) == 1
+    assert store.get_job(b.id) is None
+
+
+def test_list_jobs_filters(store: Store) -> None:
+    store.insert_jobs([new("a"), new("b"), new("a", delay=timedelta(hours=1))])
+    assert {j.name for j in store.list_jobs(JobFilter(name="a"))} == {"a"}
+    assert len(store.list_jobs(JobFilter(state=JobState.SCHEDULED))) == 1
+    assert len(store.list_jobs(JobFilter(state=JobState.AVAILABLE))) == 2
+    assert len(store.list_jobs(JobFilter(limit=1))) == 1
