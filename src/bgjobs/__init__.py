@@ -1,12 +1,12 @@
 """bgjobs: background jobs and cron/interval scheduling on SQLite or Postgres.
 
-    bg = (
-        bgjobs.new(bgjobs.sqlite("app.db"))
-        .with_queue(bgjobs.queue("default").with_worker(bgjobs.worker("send", send)))
-        .build()
-    )
-    bg.enqueue("send", {"to": "ada@example.com"})
-    bg.run()
+bg = (
+    bgjobs.new(bgjobs.sqlite("app.db"))
+    .with_queue(bgjobs.queue("default").with_worker(bgjobs.worker("send", send)))
+    .build()
+)
+bg.enqueue("send", {"to": "ada@example.com"})
+bg.run()
 """
 
 from __future__ import annotations

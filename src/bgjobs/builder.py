@@ -254,8 +254,10 @@ class BgJobsSpec:
 
     def validate(self) -> None:
         if not self.queues and not self.scheduled_jobs:
-            raise ConfigError("nothing to run: add a queue with .with_queue(...) "
-                              "or a scheduled job with .with_scheduled_job(...)")
+            raise ConfigError(
+                "nothing to run: add a queue with .with_queue(...) "
+                "or a scheduled job with .with_scheduled_job(...)"
+            )
         _at_least_one("max_restarts", self.max_restarts)
         _positive("restart_period", self.restart_period)
         _positive("heartbeat_interval", self.heartbeat_interval)
@@ -268,8 +270,10 @@ class BgJobsSpec:
         seen_queues: set[str] = set()
         for spec in self.queues:
             if spec.name in seen_queues:
-                raise ConfigError(f"queue {spec.name!r} is defined twice; give each queue one "
-                                  "definition and add all its workers to it")
+                raise ConfigError(
+                    f"queue {spec.name!r} is defined twice; give each queue one "
+                    "definition and add all its workers to it"
+                )
             seen_queues.add(spec.name)
             spec.validate()
         owners: dict[str, str] = {}

@@ -220,8 +220,12 @@ def event_to_dict(event: Event) -> dict[str, object]:
     for item in fields(event):
         value = getattr(event, item.name)
         if isinstance(value, Job):
-            out["job"] = {"id": value.id, "name": value.name, "queue": value.queue,
-                          "attempt": value.attempt}
+            out["job"] = {
+                "id": value.id,
+                "name": value.name,
+                "queue": value.queue,
+                "attempt": value.attempt,
+            }
         elif isinstance(value, JobError):
             out[item.name] = value.to_dict()
         elif isinstance(value, datetime):
@@ -263,7 +267,9 @@ class EventDispatcher:
             try:
                 listener(event)
             except Exception:  # a listener must never break the runtime
-                log.exception("bgjobs: event listener %r raised on %s; skipped", listener, event.kind)
+                log.exception(
+                    "bgjobs: event listener %r raised on %s; skipped", listener, event.kind
+                )
 
 
 def _scope_of(event: Event) -> tuple[str | None, str | None]:
@@ -276,9 +282,7 @@ def _scope_of(event: Event) -> tuple[str | None, str | None]:
     return None, None
 
 
-def logging_listener(
-    logger: logging.Logger | None = None, level: int = logging.INFO
-) -> Listener:
+def logging_listener(logger: logging.Logger | None = None, level: int = logging.INFO) -> Listener:
     """A listener that writes one line per event to stdlib logging (failures at WARNING)."""
     target = logger or log
 

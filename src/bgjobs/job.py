@@ -105,7 +105,7 @@ class Job:
         raise Discard(reason)
 
 
-class Snooze(Exception):  # noqa: N818 - control flow, not an error
+class Snooze(Exception):
     """Raise from a handler to run the job again after `delay` without using an attempt."""
 
     def __init__(self, delay: timedelta | float) -> None:
@@ -113,7 +113,7 @@ class Snooze(Exception):  # noqa: N818 - control flow, not an error
         super().__init__(f"snoozed for {self.delay}")
 
 
-class Discard(Exception):  # noqa: N818 - control flow, not an error
+class Discard(Exception):
     """Raise from a handler to fail the job permanently, skipping any remaining attempts."""
 
     def __init__(self, reason: str = "discarded by handler") -> None:

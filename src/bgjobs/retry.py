@@ -39,8 +39,9 @@ class ExponentialBackoff:
     def delay(self, attempt: int) -> timedelta:
         exponent = max(attempt - 1, 0)
         # Cap the exponent before computing so huge attempt counts cannot overflow.
-        seconds = min(self.base.total_seconds() * self.factor ** min(exponent, 64),
-                      self.cap.total_seconds())
+        seconds = min(
+            self.base.total_seconds() * self.factor ** min(exponent, 64), self.cap.total_seconds()
+        )
         spread = seconds * self.jitter
         return timedelta(seconds=max(0.0, seconds + random.uniform(-spread, spread)))
 

@@ -25,16 +25,27 @@ LEASE = timedelta(seconds=30)
 
 
 def new(name: str = "work", queue: str = "default", **kw: object) -> NewJob:
-    fields: dict[str, object] = {"queue": queue, "name": name, "raw_payload": '{"n": 1}',
-                                 "max_attempts": 3}
+    fields: dict[str, object] = {
+        "queue": queue,
+        "name": name,
+        "raw_payload": '{"n": 1}',
+        "max_attempts": 3,
+    }
     fields.update(kw)
     return NewJob(**fields)  # type: ignore[arg-type]
 
 
-def claim(store: Store, queue: str = "default", limit: int = 10, node: str = "n1",
-          blocking: bool = False, lease: timedelta = LEASE) -> list:
-    return store.claim(ClaimRequest(queue=queue, node_id=node, limit=limit, lease=lease,
-                                    blocking=blocking))
+def claim(
+    store: Store,
+    queue: str = "default",
+    limit: int = 10,
+    node: str = "n1",
+    blocking: bool = False,
+    lease: timedelta = LEASE,
+) -> list:
+    return store.claim(
+        ClaimRequest(queue=queue, node_id=node, limit=limit, lease=lease, blocking=blocking)
+    )
 
 
 def err(msg: str = "boom", attempt: int = 1) -> JobError:
@@ -104,10 +115,12 @@ def test_next_due_at(store: Store) -> None:
 def test_success_archives_and_delete_on_success(store: Store) -> None:
     store.insert_jobs([new(), new()])
     kept, dropped = claim(store)
-    results = store.complete([
-        Completion(job=kept, node_id="n1", outcome=Outcome.SUCCEEDED),
-        Completion(job=dropped, node_id="n1", outcome=Outcome.SUCCEEDED, keep=False),
-    ])
+    results = store.complete(
+        [
+            Completion(job=kept, node_id="n1", outcome=Outcome.SUCCEEDED),
+            Completion(job=dropped, node_id="n1", outcome=Outcome.SUCCEEDED, keep=False),
+        ]
+    )
     assert [r.applied for r in results] == [True, True]
     archived = store.get_job(kept.id)
     assert archived is not None and archived.state is JobState.SUCCEEDED
@@ -118,8 +131,17 @@ def test_success_archives_and_delete_on_success(store: Store) -> None:
 def test_retry_keeps_error_history_and_delay(store: Store) -> None:
     store.insert_jobs([new()])
     job = claim(store)[0]
-    store.complete([Completion(job=job, node_id="n1", outcome=Outcome.RETRY, error=err("first"),
-                               delay=timedelta(minutes=10))])
+    store.complete(
+        [
+            Completion(
+                job=job,
+                node_id="n1",
+                outcome=Outcome.RETRY,
+                error=err("first"),
+                delay=timedelta(minutes=10),
+            )
+        ]
+    )
     again = store.get_job(job.id)
     assert again is not None and again.state is JobState.SCHEDULED
     assert again.attempt == 1 and again.reserved_by is None
@@ -141,8 +163,7 @@ def test_failed_goes_to_archive_with_errors(store: Store) -> None:
 def test_snooze_does_not_spend_an_attempt(store: Store) -> None:
     store.insert_jobs([new()])
     job = claim(store)[0]
-    store.complete([Completion(job=job, node_id="n1", outcome=Outcome.SNOOZED,
-                               delay=timedelta(0))])
+    store.complete([Completion(job=job, node_id="n1", outcome=Outcome.SNOOZED, delay=timedelta(0))])
     again = claim(store)[0]
     assert again.id == job.id and again.attempt == 1
 
@@ -210,8 +231,13 @@ def test_blocking_claim_runs_only_the_head(store: Store) -> None:
     got = claim(store, queue="serial", blocking=True)
     assert [j.id for j in got] == [first.id]
     assert claim(store, queue="serial", blocking=True, node="other") == []
-    store.complete([Completion(job=got[0], node_id="n1", outcome=Outcome.RETRY, error=err(),
-                               delay=timedelta(0))])
+    store.complete(
+        [
+            Completion(
+                job=got[0], node_id="n1", outcome=Outcome.RETRY, error=err(), delay=timedelta(0)
+            )
+        ]
+    )
     again = claim(store, queue="serial", blocking=True)
     assert [j.id for j in again] == [first.id], "a failed head keeps blocking the queue"
     store.complete([Completion(job=again[0], node_id="n1", outcome=Outcome.SUCCEEDED)])
@@ -235,8 +261,12 @@ def test_schedule_definition_change_reschedules(store: Store) -> None:
     due = store.now() + timedelta(minutes=1)
     run = new("tick", unique_key=schedule_key("tick"), schedule="tick", available_at=due)
     store.register_schedule(ScheduleRegistration("tick", "every 1m", run), "default")
-    later = new("tick", unique_key=schedule_key("tick"), schedule="tick",
-                available_at=due + timedelta(hours=1))
+    later = new(
+        "tick",
+        unique_key=schedule_key("tick"),
+        schedule="tick",
+        available_at=due + timedelta(hours=1),
+    )
     moved = store.register_schedule(ScheduleRegistration("tick", "every 2h", later), "default")
     assert moved is not None and moved.available_at == later.available_at
     assert len(store.list_jobs(JobFilter(name="tick"))) == 1
@@ -247,12 +277,18 @@ def test_finishing_a_scheduled_run_inserts_the_next_in_the_same_transaction(stor
     run = new("tick", unique_key=schedule_key("tick"), schedule="tick", available_at=now)
     store.register_schedule(ScheduleRegistration("tick", "every 1m", run), "default")
     job = claim(store)[0]
-    assert store.register_schedule(ScheduleRegistration("tick", "every 1m", run), "default") \
-        is None, "no second run while one is in progress"
-    nxt = new("tick", unique_key=schedule_key("tick"), schedule="tick",
-              available_at=now + timedelta(minutes=1))
-    result = store.complete([Completion(job=job, node_id="n1", outcome=Outcome.SUCCEEDED,
-                                        next_run=nxt)])[0]
+    assert (
+        store.register_schedule(ScheduleRegistration("tick", "every 1m", run), "default") is None
+    ), "no second run while one is in progress"
+    nxt = new(
+        "tick",
+        unique_key=schedule_key("tick"),
+        schedule="tick",
+        available_at=now + timedelta(minutes=1),
+    )
+    result = store.complete(
+        [Completion(job=job, node_id="n1", outcome=Outcome.SUCCEEDED, next_run=nxt)]
+    )[0]
     assert result.applied and result.next_run is not None
     assert result.next_run.available_at == nxt.available_at
     state = store.schedule_states()[0]

@@ -165,7 +165,9 @@ class Store(Protocol):
     def complete(self, completions: Sequence[Completion]) -> list[Applied]:
         """Apply completions in one transaction, in order; one Applied per completion."""
 
-    def extend_leases(self, node_id: str, lease: timedelta, job_ids: Sequence[int] | None = None) -> int:
+    def extend_leases(
+        self, node_id: str, lease: timedelta, job_ids: Sequence[int] | None = None
+    ) -> int:
         """Push back lease_expires_at of this node's jobs (all of them, or the given ones)."""
 
     def release(self, node_id: str, job_ids: Sequence[int]) -> list[Job]:
@@ -195,8 +197,9 @@ class Store(Protocol):
 
     def queue_stats(self, recent: timedelta) -> list[QueueStats]: ...
 
-    def retry_jobs(self, job_ids: Sequence[int] = (), *, all_failed: bool = False,
-                   name: str | None = None) -> list[int]:
+    def retry_jobs(
+        self, job_ids: Sequence[int] = (), *, all_failed: bool = False, name: str | None = None
+    ) -> list[int]:
         """Put finished jobs (failed, discarded, cancelled) back to run now, attempts reset."""
 
     def cancel_job(self, job_id: int) -> Job | None:

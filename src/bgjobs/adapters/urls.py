@@ -12,7 +12,7 @@ def open_store(url: str, *, migrate: bool = True) -> Store:
     """A store for ``url`` (not yet connected)."""
     text = url.strip()
     if text.startswith("sqlite://"):
-        path = text[len("sqlite://"):]
+        path = text[len("sqlite://") :]
         if not path.startswith("/") or path == "/":
             raise DatabaseURLError(
                 f"SQLite URL {url!r} has no path; use sqlite:///relative/file.db or "

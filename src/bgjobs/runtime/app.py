@@ -135,6 +135,13 @@ class BgJobs:
         """The store's clock, estimated locally (offset measured at start)."""
         return datetime.now(UTC) + self._clock_offset
 
+    def slots(self) -> dict[str, tuple[int, int]]:
+        """Per queue on this node: (jobs in handlers now, max_concurrent_jobs)."""
+        return {
+            name: (len(runner.in_flight()), runner.spec.max_concurrent_jobs)
+            for name, runner in self._runners.items()
+        }
+
     def add_listener(self, listener: Listener) -> None:
         """Attach a global listener at run time (the CLI's live view uses this)."""
         self._dispatcher.add_global(listener)
@@ -149,8 +156,14 @@ class BgJobs:
         migrated = self.store.open()
         self._opened = True
         if migrated is not None:
-            self.emit(Migrated(at=self.now(), backend=self.store.backend,
-                               from_version=migrated[0], to_version=migrated[1]))
+            self.emit(
+                Migrated(
+                    at=self.now(),
+                    backend=self.store.backend,
+                    from_version=migrated[0],
+                    to_version=migrated[1],
+                )
+            )
 
     def _new_job(self, request: JobRequest) -> NewJob:
         route = self._routes.get(request.name)
@@ -173,8 +186,10 @@ class BgJobs:
         if not isinstance(request.priority, int):
             raise ConfigError(f"priority must be an int, got {request.priority!r}")
         worker = route.worker
-        max_attempts = route.scheduled.max_attempts if route.scheduled else (
-            worker.max_attempts or route.queue.max_attempts
+        max_attempts = (
+            route.scheduled.max_attempts
+            if route.scheduled
+            else (worker.max_attempts or route.queue.max_attempts)
         )
         return NewJob(
             queue=route.queue.name,
@@ -230,9 +245,7 @@ class BgJobs:
             self.enqueue, name, payload, delay=delay, at=at, priority=priority
         )
 
-    async def aenqueue_many(
-        self, requests: Iterable[JobRequest | tuple[str, JSON]]
-    ) -> list[Job]:
+    async def aenqueue_many(self, requests: Iterable[JobRequest | tuple[str, JSON]]) -> list[Job]:
         return await asyncio.to_thread(self.enqueue_many, list(requests))
 
     # scheduled jobs ----------------------------------------------------------------------------
@@ -243,15 +256,17 @@ class BgJobs:
         out = []
         for spec in self.spec.scheduled_jobs:
             state = stored.get(spec.name)
-            out.append(ScheduleInfo(
-                name=spec.name,
-                schedule=spec.schedule.describe(),
-                queue=self._routes[spec.name].queue.name,
-                next_run_at=state.next_run_at if state else None,
-                running=state.running if state else False,
-                last_finished_at=state.last_finished_at if state else None,
-                last_outcome=state.last_outcome if state else None,
-            ))
+            out.append(
+                ScheduleInfo(
+                    name=spec.name,
+                    schedule=spec.schedule.describe(),
+                    queue=self._routes[spec.name].queue.name,
+                    next_run_at=state.next_run_at if state else None,
+                    running=state.running if state else False,
+                    last_finished_at=state.last_finished_at if state else None,
+                    last_outcome=state.last_outcome if state else None,
+                )
+            )
         return out
 
     def _register_schedules(self, *, startup: bool = False) -> None:
@@ -264,8 +279,11 @@ class BgJobs:
                 registration = scheduling.without_overdue(registration)
             pending = self.store.register_schedule(registration, queue)
             if pending is not None and startup:
-                self.emit(ScheduledNextRun(at=now, schedule=spec.name, job=pending,
-                                           run_at=pending.available_at))
+                self.emit(
+                    ScheduledNextRun(
+                        at=now, schedule=spec.name, job=pending, run_at=pending.available_at
+                    )
+                )
         if self.spec.scheduled_jobs:
             self._notify_all()
 
@@ -291,8 +309,10 @@ class BgJobs:
         self._started_at = self.now()
         self.store.heartbeat(self._node_info())
         self._supervisor = Supervisor(
-            self.spec.max_restarts, self.spec.restart_period,
-            self._on_restart, self._on_give_up,
+            self.spec.max_restarts,
+            self.spec.restart_period,
+            self._on_restart,
+            self._on_give_up,
         )
         self._completer = Completer(self.store, self._after_complete, self._on_store_error)
         self._supervisor.spawn("completer", self._completer.loop)
@@ -308,7 +328,8 @@ class BgJobs:
         )
         for queue_spec in self._queue_specs:
             workers = {
-                name: route.worker for name, route in self._routes.items()
+                name: route.worker
+                for name, route in self._routes.items()
                 if route.queue.name == queue_spec.name
             }
             runner = QueueRunner(queue_spec, workers, context)
@@ -317,10 +338,14 @@ class BgJobs:
         for name, runner in self._runners.items():
             self._supervisor.spawn(f"queue:{name}", runner.loop)
         self._maintenance = Maintenance(
-            self.store, self._node_info,
-            MaintenanceConfig(self.spec.heartbeat_interval, self.spec.node_timeout,
-                              self.spec.retention),
-            self.emit, self._register_schedules, self._notify_all,
+            self.store,
+            self._node_info,
+            MaintenanceConfig(
+                self.spec.heartbeat_interval, self.spec.node_timeout, self.spec.retention
+            ),
+            self.emit,
+            self._register_schedules,
+            self._notify_all,
         )
         self._supervisor.spawn("maintenance", self._maintenance.loop)
         self._wakeup = self.store.start_wakeup(self._on_wake, self._on_channel)
@@ -336,8 +361,11 @@ class BgJobs:
             failed = self._state is State.FAILED
             self._state = State.STOPPING
         grace = self.spec.shutdown_grace.total_seconds() if timeout is None else timeout
-        self.emit(RuntimeStopping(at=self.now(), node_id=self.node_id,
-                                  reason=self._failure or "stop requested"))
+        self.emit(
+            RuntimeStopping(
+                at=self.now(), node_id=self.node_id, reason=self._failure or "stop requested"
+            )
+        )
         assert self._supervisor is not None and self._completer is not None
         self._supervisor.stopping.set()
         for runner in self._runners.values():
@@ -420,8 +448,11 @@ class BgJobs:
     # callbacks ---------------------------------------------------------------------------------
     def _node_info(self) -> NodeInfo:
         return NodeInfo(
-            id=self.node_id, host=socket.gethostname(), pid=os.getpid(),
-            started_at=self._started_at, heartbeat_at=self.now(),
+            id=self.node_id,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=self._started_at,
+            heartbeat_at=self.now(),
             queues=tuple(self._runners),
         )
 
@@ -453,11 +484,14 @@ class BgJobs:
         job = completion.job
         at = self.now()
         if not applied.applied:
-            self.emit(QueueError(
-                at=at, queue=job.queue,
-                error=f"job {job.id} was no longer reserved by this node when it finished "
-                      "(rescued or released); its outcome was dropped",
-            ))
+            self.emit(
+                QueueError(
+                    at=at,
+                    queue=job.queue,
+                    error=f"job {job.id} was no longer reserved by this node when it finished "
+                    "(rescued or released); its outcome was dropped",
+                )
+            )
             return
         outcome = completion.outcome
         if outcome is Outcome.SUCCEEDED:
@@ -465,28 +499,36 @@ class BgJobs:
             self.emit(JobSucceeded(at=at, job=job, duration=max(duration, timedelta(0))))
         elif outcome is Outcome.RETRY:
             assert completion.error is not None
-            self.emit(JobFailed(at=at, job=job, error=completion.error,
-                                retry_at=at + completion.delay))
+            self.emit(
+                JobFailed(at=at, job=job, error=completion.error, retry_at=at + completion.delay)
+            )
         elif outcome is Outcome.SNOOZED:
             self.emit(JobSnoozed(at=at, job=job, until=at + completion.delay))
         else:
             assert completion.error is not None
             self.emit(JobDiscarded(at=at, job=job, error=completion.error))
         if applied.next_run is not None:
-            self.emit(ScheduledNextRun(at=at, schedule=job.schedule or job.name,
-                                       job=applied.next_run,
-                                       run_at=applied.next_run.available_at))
+            self.emit(
+                ScheduledNextRun(
+                    at=at,
+                    schedule=job.schedule or job.name,
+                    job=applied.next_run,
+                    run_at=applied.next_run.available_at,
+                )
+            )
         runner = self._runners.get(job.queue)
-        if runner is not None and (runner.spec.blocking or applied.next_run is not None
-                                   or outcome is not Outcome.SUCCEEDED):
+        if runner is not None and (
+            runner.spec.blocking or applied.next_run is not None or outcome is not Outcome.SUCCEEDED
+        ):
             runner.notify()
 
     def _on_store_error(self, exc: Exception) -> None:
         self.emit(QueueError(at=self.now(), queue="(store)", error=repr(exc)))
 
     def _on_restart(self, component: str, exc: BaseException, count: int) -> None:
-        self.emit(SupervisorRestarted(at=self.now(), component=component, error=repr(exc),
-                                      restarts=count))
+        self.emit(
+            SupervisorRestarted(at=self.now(), component=component, error=repr(exc), restarts=count)
+        )
 
     def _on_give_up(self, component: str, exc: BaseException) -> None:
         self._failure = (
@@ -535,4 +577,3 @@ def _routes(spec: BgJobsSpec) -> dict[str, _Route]:
         queue_name = scheduled.queue or spec.scheduled_lane.name
         routes[scheduled.name] = _Route(scheduled.worker, by_name[queue_name], scheduled)
     return routes
-

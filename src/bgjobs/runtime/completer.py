@@ -67,8 +67,9 @@ class Completer:
                 try:
                     self._after_apply(completion, applied)
                 except Exception:
-                    log.exception("bgjobs: after-completion hook failed for job %s",
-                                  completion.job.id)
+                    log.exception(
+                        "bgjobs: after-completion hook failed for job %s", completion.job.id
+                    )
             with self._cond:
                 self._in_flight = 0
                 self._cond.notify_all()
@@ -76,9 +77,7 @@ class Completer:
     def wait_idle(self, timeout: float) -> bool:
         """Block until every submitted completion is written (or timeout)."""
         with self._cond:
-            return self._cond.wait_for(
-                lambda: not self._pending and self._in_flight == 0, timeout
-            )
+            return self._cond.wait_for(lambda: not self._pending and self._in_flight == 0, timeout)
 
     def stop(self) -> None:
         """Finish writing what is pending, then end the loop."""

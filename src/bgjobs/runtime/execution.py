@@ -16,7 +16,7 @@ from bgjobs.job import Discard, Job, JobError, NewJob, Snooze
 from bgjobs.retry import Backoff
 
 
-class JobTimeout(Exception):  # noqa: N818 - raised inside a handler thread on timeout
+class JobTimeout(Exception):
     """Raised inside a handler that ran past its worker's timeout."""
 
 
@@ -70,15 +70,30 @@ def backoff_for(worker: WorkerSpec | None, queue: QueueSpec) -> Backoff:
 def failure(job: Job, policy: Policy, error: JobError, *, discard: bool = False) -> Completion:
     if discard or job.attempt >= job.max_attempts:
         outcome = Outcome.DISCARDED if discard else Outcome.FAILED
-        return Completion(job=job, node_id=policy.node_id, outcome=outcome, error=error,
-                          next_run=policy.next_run(job))
-    return Completion(job=job, node_id=policy.node_id, outcome=Outcome.RETRY, error=error,
-                      delay=policy.backoff.delay(job.attempt))
+        return Completion(
+            job=job,
+            node_id=policy.node_id,
+            outcome=outcome,
+            error=error,
+            next_run=policy.next_run(job),
+        )
+    return Completion(
+        job=job,
+        node_id=policy.node_id,
+        outcome=Outcome.RETRY,
+        error=error,
+        delay=policy.backoff.delay(job.attempt),
+    )
 
 
 def success(job: Job, policy: Policy) -> Completion:
-    return Completion(job=job, node_id=policy.node_id, outcome=Outcome.SUCCEEDED,
-                      keep=policy.keep_succeeded, next_run=policy.next_run(job))
+    return Completion(
+        job=job,
+        node_id=policy.node_id,
+        outcome=Outcome.SUCCEEDED,
+        keep=policy.keep_succeeded,
+        next_run=policy.next_run(job),
+    )
 
 
 def snoozed(job: Job, policy: Policy, delay: timedelta) -> Completion:
@@ -90,9 +105,11 @@ def precheck(running: RunningJob, policy: Policy, known: Callable[[], str]) -> C
     job = running.job
     if running.worker is None:
         error = JobError(
-            at=policy.now(), attempt=job.attempt, type="UnknownWorker",
+            at=policy.now(),
+            attempt=job.attempt,
+            type="UnknownWorker",
             message=f"no worker named {job.name!r} is registered in this deployment "
-                    f"(queue {job.queue!r} knows: {known()})",
+            f"(queue {job.queue!r} knows: {known()})",
         )
         return failure(job, policy, error, discard=True)
     try:

@@ -13,11 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from bgjobs.adapters.base import NodeInfo, Store
+from bgjobs.adapters.base import NodeInfo, Store, rescue_error
 from bgjobs.builder import Retention
 from bgjobs.events import Event, JobDiscarded, JobRescued, QueueError
 from bgjobs.job import JobState
-from bgjobs.adapters.base import rescue_error
 
 PRUNE_EVERY = 60.0
 REGISTER_EVERY = 60.0

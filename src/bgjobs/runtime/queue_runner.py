@@ -8,10 +8,10 @@ past a known due time, which is what keeps scheduled jobs within milliseconds of
 from __future__ import annotations
 
 import ctypes
-from concurrent.futures import Future
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -107,10 +107,15 @@ class QueueRunner:
         if free <= 0:
             return self._until_deadline(poll)
         try:
-            jobs = self._ctx.store.claim(ClaimRequest(
-                queue=self.name, node_id=self._ctx.node_id, limit=free,
-                lease=self._ctx.lease, blocking=self.spec.blocking,
-            ))
+            jobs = self._ctx.store.claim(
+                ClaimRequest(
+                    queue=self.name,
+                    node_id=self._ctx.node_id,
+                    limit=free,
+                    lease=self._ctx.lease,
+                    blocking=self.spec.blocking,
+                )
+            )
             due = None if len(jobs) == free else self._ctx.store.next_due_at(self.name)
         except Exception as exc:
             self._errors += 1
@@ -206,8 +211,9 @@ class QueueRunner:
     def _expire_deadlines(self) -> None:
         now = time.monotonic()
         with self._lock:
-            expired = [r for r in self.running.values()
-                       if r.deadline is not None and r.deadline <= now]
+            expired = [
+                r for r in self.running.values() if r.deadline is not None and r.deadline <= now
+            ]
         for running in expired:
             if not running.take_finish():
                 continue
@@ -219,7 +225,9 @@ class QueueRunner:
             job = running.job
             self._ctx.emit(JobTimedOut(at=self._ctx.now(), job=job, timeout=worker.timeout))
             error = JobError(
-                at=self._ctx.now(), attempt=job.attempt, type="JobTimeout",
+                at=self._ctx.now(),
+                attempt=job.attempt,
+                type="JobTimeout",
                 message=f"{job.name} ran longer than its timeout of {worker.timeout}",
             )
             self._ctx.submit_completion(failure(job, self._ctx.policy_for(job, worker), error))

@@ -60,8 +60,13 @@ class Supervisor:
                     return
                 count = self._record_restart()
                 if count > self._max_restarts:
-                    log.error("bgjobs: %s crashed %d times within %.0fs; giving up",
-                              name, count, self._period, exc_info=exc)
+                    log.error(
+                        "bgjobs: %s crashed %d times within %.0fs; giving up",
+                        name,
+                        count,
+                        self._period,
+                        exc_info=exc,
+                    )
                     self._on_give_up(name, exc)
                     return
                 log.warning("bgjobs: %s crashed (%r); restarting", name, exc, exc_info=exc)

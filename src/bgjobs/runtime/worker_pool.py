@@ -42,7 +42,7 @@ class WorkerPool:
                 return
             try:
                 task()
-            except BaseException:  # noqa: S110 - a timeout delivered after the handler returned
+            except BaseException:
                 pass
             with self._lock:
                 if me in self._retired:

@@ -98,7 +98,9 @@ class SQLiteStore:
         """A new connection with bgjobs' pragmas (also used by the wake-up watcher)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False,
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
             timeout=self._busy_ms / 1000,
         )
         conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
@@ -229,8 +231,18 @@ class SQLiteStore:
             "INSERT INTO bgjobs_jobs (queue, name, payload, priority, max_attempts, available_at,"
             " created_at, scheduled_at, unique_key, schedule) VALUES (?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT DO NOTHING",
-            (new.queue, new.name, new.raw_payload, new.priority, new.max_attempts, available_us,
-             now_us, available_us, new.unique_key, new.schedule),
+            (
+                new.queue,
+                new.name,
+                new.raw_payload,
+                new.priority,
+                new.max_attempts,
+                available_us,
+                now_us,
+                available_us,
+                new.unique_key,
+                new.schedule,
+            ),
         )
         if cur.rowcount == 0:
             return None
@@ -238,11 +250,19 @@ class SQLiteStore:
         assert job_id is not None
         available_at = from_us(available_us)
         return Job(
-            id=job_id, queue=new.queue, name=new.name, raw_payload=new.raw_payload,
+            id=job_id,
+            queue=new.queue,
+            name=new.name,
+            raw_payload=new.raw_payload,
             state=JobState.SCHEDULED if available_us > now_us else JobState.AVAILABLE,
-            priority=new.priority, attempt=0, max_attempts=new.max_attempts,
-            available_at=available_at, created_at=from_us(now_us), scheduled_at=available_at,
-            unique_key=new.unique_key, schedule=new.schedule,
+            priority=new.priority,
+            attempt=0,
+            max_attempts=new.max_attempts,
+            available_at=available_at,
+            created_at=from_us(now_us),
+            scheduled_at=available_at,
+            unique_key=new.unique_key,
+            schedule=new.schedule,
         )
 
     # consuming ---------------------------------------------------------------------------------
@@ -251,8 +271,11 @@ class SQLiteStore:
             return []
         now_us = _now_us()
         params = {
-            "node": request.node_id, "now": now_us, "queue": request.queue,
-            "lease": now_us + to_us_delta(request.lease), "limit": request.limit,
+            "node": request.node_id,
+            "now": now_us,
+            "queue": request.queue,
+            "lease": now_us + to_us_delta(request.lease),
+            "limit": request.limit,
         }
         if request.blocking:
             # Only the head of the queue (FIFO by scheduled time) may run, and only when no other
@@ -306,8 +329,12 @@ class SQLiteStore:
                 " errors = CASE WHEN ? IS NULL THEN errors"
                 " ELSE json_insert(errors, '$[#]', json(?)) END"
                 f" WHERE {fence_sql}",
-                (now_us + to_us_delta(done.delay), _json_or_none(error_json),
-                 _json_or_none(error_json), *fence),
+                (
+                    now_us + to_us_delta(done.delay),
+                    _json_or_none(error_json),
+                    _json_or_none(error_json),
+                    *fence,
+                ),
             )
             return Applied(applied=cur.rowcount == 1)
         row = cur.execute(
@@ -377,8 +404,14 @@ class SQLiteStore:
                 "INSERT INTO bgjobs_nodes (id, host, pid, started_at, heartbeat_at, queues)"
                 " VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"
                 " heartbeat_at = excluded.heartbeat_at, queues = excluded.queues",
-                (node.id, node.host, node.pid, to_us(node.started_at), now_us,
-                 json.dumps(list(node.queues))),
+                (
+                    node.id,
+                    node.host,
+                    node.pid,
+                    to_us(node.started_at),
+                    now_us,
+                    json.dumps(list(node.queues)),
+                ),
             )
 
     def remove_node(self, node_id: str) -> None:
@@ -390,8 +423,14 @@ class SQLiteStore:
             "SELECT id, host, pid, started_at, heartbeat_at, queues FROM bgjobs_nodes ORDER BY id"
         )
         return [
-            NodeInfo(id=r[0], host=r[1], pid=r[2], started_at=from_us(r[3]),
-                     heartbeat_at=from_us(r[4]), queues=tuple(json.loads(r[5])))
+            NodeInfo(
+                id=r[0],
+                host=r[1],
+                pid=r[2],
+                started_at=from_us(r[3]),
+                heartbeat_at=from_us(r[4]),
+                queues=tuple(json.loads(r[5])),
+            )
             for r in rows
         ]
 
@@ -473,9 +512,14 @@ class SQLiteStore:
         )
         return [
             ScheduleState(
-                name=r[0], definition=r[1], queue=r[2], next_run_at=maybe_from_us(r[3]),
-                running=r[4] is not None, last_due_at=maybe_from_us(r[5]),
-                last_finished_at=maybe_from_us(r[6]), last_outcome=r[7],
+                name=r[0],
+                definition=r[1],
+                queue=r[2],
+                next_run_at=maybe_from_us(r[3]),
+                running=r[4] is not None,
+                last_due_at=maybe_from_us(r[5]),
+                last_finished_at=maybe_from_us(r[6]),
+                last_outcome=r[7],
             )
             for r in rows
         ]
@@ -546,8 +590,11 @@ class SQLiteStore:
     ) -> list[int]:
         now_us = _now_us()
         sql = f"SELECT {ARCHIVE_COLUMNS} FROM bgjobs_archive WHERE state IN (?, ?, ?)"
-        params: list[Any] = [JobState.FAILED.value, JobState.DISCARDED.value,
-                             JobState.CANCELLED.value]
+        params: list[Any] = [
+            JobState.FAILED.value,
+            JobState.DISCARDED.value,
+            JobState.CANCELLED.value,
+        ]
         if not all_failed:
             if not job_ids:
                 return []
@@ -564,8 +611,19 @@ class SQLiteStore:
                     "INSERT INTO bgjobs_jobs (id, queue, name, payload, priority, attempt,"
                     " max_attempts, available_at, created_at, scheduled_at, schedule, errors)"
                     " VALUES (?,?,?,?,?,0,?,?,?,?,?,?)",
-                    (row[0], row[1], row[2], row[3], row[4], row[6], now_us, row[8], now_us,
-                     row[13], row[14]),
+                    (
+                        row[0],
+                        row[1],
+                        row[2],
+                        row[3],
+                        row[4],
+                        row[6],
+                        now_us,
+                        row[8],
+                        now_us,
+                        row[13],
+                        row[14],
+                    ),
                 )
                 cur.execute("DELETE FROM bgjobs_archive WHERE id = ?", (row[0],))
         return [row[0] for row in rows]
@@ -648,4 +706,3 @@ def _filtered(select: str, where: JobFilter) -> tuple[str, list[Any]]:
         sql += " AND queue = ?"
         params.append(where.queue)
     return sql, params
-
