@@ -69,7 +69,8 @@ class JobFailed(JobEvent):
     retry_at: datetime
 
     def describe(self) -> str:
-        return f"{super().describe()} {self.error.type}: {self.error.message} (retry at {self.retry_at:%H:%M:%S})"
+        retry = f"{self.retry_at:%H:%M:%S}"
+        return f"{super().describe()} {self.error.type}: {self.error.message} (retry at {retry})"
 
 
 @dataclass(frozen=True, kw_only=True)

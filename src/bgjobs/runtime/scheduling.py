@@ -51,11 +51,8 @@ def run_at(spec: ScheduledJobSpec, queue: str, due: datetime) -> NewJob:
 
 def registration(spec: ScheduledJobSpec, queue: str, now: datetime) -> ScheduleRegistration:
     upcoming = spec.schedule.next_after(now)
-    if spec.missed is MissedRuns.SKIP:
-        overdue = upcoming
-    else:
-        # Everything missed while no node ran collapses into one run right away.
-        overdue = now
+    # Skip waits for the next occurrence; coalesce runs everything missed as one run right away.
+    overdue = upcoming if spec.missed is MissedRuns.SKIP else now
     return ScheduleRegistration(
         name=spec.name,
         definition=f"{spec.schedule.describe()} queue={queue} missed={spec.missed.value}",

@@ -7,6 +7,7 @@ queue keeps its full concurrency.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -40,10 +41,9 @@ class WorkerPool:
             task = self._tasks.get()
             if task is None:
                 return
-            try:
+            # A timeout can land after the handler returned; it must not kill the thread.
+            with contextlib.suppress(BaseException):
                 task()
-            except BaseException:
-                pass
             with self._lock:
                 if me in self._retired:
                     self._retired.discard(me)
