@@ -1,0 +1,125 @@
+"""Output formats: one line per event (plain or JSON), records as JSON, and error messages."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from bgjobs.events import (
+    Event,
+    JobDiscarded,
+    JobFailed,
+    JobTimedOut,
+    NoWorkerForJob,
+    QueueError,
+    SupervisorRestarted,
+    WakeupLost,
+    event_to_dict,
+)
+from bgjobs.job import Job
+from bgjobs.payload import PayloadError
+
+_ERRORS = (JobDiscarded, QueueError, SupervisorRestarted, NoWorkerForJob)
+_WARNINGS = (JobFailed, JobTimedOut, WakeupLost)
+
+
+def event_level(event: Event) -> str:
+    """ERROR, WARN or INFO: how much an operator should care about this event."""
+    if isinstance(event, _ERRORS):
+        return "ERROR"
+    if isinstance(event, _WARNINGS):
+        return "WARN"
+    return "INFO"
+
+
+def utc_stamp(at: datetime) -> str:
+    """2025-01-31T12:00:00.123Z"""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def event_line(event: Event) -> str:
+    """``time level description``: the plain format of ``bgjobs run --no-live``."""
+    return f"{utc_stamp(event.at)} {event_level(event):<5} {event.describe()}"
+
+
+def event_json(event: Event) -> str:
+    data = event_to_dict(event)
+    data["level"] = event_level(event)
+    return json.dumps(data, default=str, ensure_ascii=False)
+
+
+class EventPrinter:
+    """A listener that writes each event as one line (plain or JSON) and flushes it at once.
+    Called from the runtime's threads, so writes are serialised by a lock."""
+
+    def __init__(self, *, as_json: bool, stream: IO[str] | None = None) -> None:
+        self._format = event_json if as_json else event_line
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def __call__(self, event: Event) -> None:
+        line = self._format(event)
+        stream = self._stream or sys.stdout
+        with self._lock:
+            stream.write(line + "\n")
+            stream.flush()
+
+
+def job_to_dict(job: Job) -> dict[str, Any]:
+    """A JSON-ready view of a job (``jobs list --json``, ``jobs show --json``)."""
+    try:
+        payload: Any = job.payload
+    except PayloadError:
+        payload = job.raw_payload  # a corrupt row still shows what is stored
+
+    def stamp(value: datetime | None) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {
+        "id": job.id,
+        "name": job.name,
+        "queue": job.queue,
+        "state": job.state.value,
+        "priority": job.priority,
+        "attempt": job.attempt,
+        "max_attempts": job.max_attempts,
+        "payload": payload,
+        "created_at": stamp(job.created_at),
+        "available_at": stamp(job.available_at),
+        "scheduled_at": stamp(job.scheduled_at),
+        "reserved_by": job.reserved_by,
+        "reserved_at": stamp(job.reserved_at),
+        "lease_expires_at": stamp(job.lease_expires_at),
+        "finished_at": stamp(job.finished_at),
+        "unique_key": job.unique_key,
+        "schedule": job.schedule,
+        "errors": [error.to_dict() for error in job.errors],
+    }
+
+
+def print_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def one_line(text: str) -> str:
+    """Database drivers like multi-line messages; an error here is one line."""
+    return "; ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+class CliError(click.ClickException):
+    """An error shown as one red line on stderr. Exit code 1, or 2 for usage problems."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(one_line(message))
+        self.exit_code = exit_code
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        console = Console(file=file, stderr=file is None, highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] [red]{escape(self.format_message())}[/]")

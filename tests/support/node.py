@@ -1,0 +1,84 @@
+"""A bgjobs node in its own OS process, for multi-process tests.
+
+    python -m tests.support.node URL MODE [options]
+
+MODE drain: one queue "work" whose handler records each job it runs.
+MODE tick:  an every-second scheduled job "tick" that records each occurrence it runs.
+Prints "ready" once started; SIGTERM stops it gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+import time
+from datetime import timedelta
+
+import bgjobs
+from tests.support import results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("url")
+    parser.add_argument("mode", choices=["drain", "tick", "slow"])
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--poll", type=float, default=0.1)
+    parser.add_argument("--missed", default="coalesce")
+    parser.add_argument("--sleep", type=float, default=0.0)
+    parser.add_argument("--heartbeat", type=float, default=5.0)
+    parser.add_argument("--node-timeout", type=float, default=30.0)
+    parser.add_argument("--grace", type=float, default=30.0)
+    args = parser.parse_args()
+
+    local = threading.local()
+    node = f"pid{os.getpid()}"
+
+    def conn() -> object:
+        if not hasattr(local, "conn"):
+            local.conn = results.connect(args.url)
+        return local.conn
+
+    def record(job: bgjobs.Job) -> None:
+        if args.sleep:
+            time.sleep(args.sleep)
+        due = job.scheduled_at
+        due_us = int(due.timestamp() * 1_000_000)
+        results.record(conn(), args.mode, job.id, due_us, node)
+
+    spec = (
+        bgjobs.new(bgjobs.open_store(args.url))
+        .with_heartbeat(args.heartbeat, args.node_timeout)
+        .with_shutdown_grace(args.grace)
+    )
+    if args.mode in ("drain", "slow"):
+        spec = spec.with_queue(
+            bgjobs.queue("work")
+            .with_max_concurrent_jobs(args.concurrency)
+            .with_poll_interval(timedelta(seconds=args.poll))
+            .with_worker(bgjobs.worker("work", record))
+        )
+    else:
+        spec = spec.with_scheduled_job(
+            bgjobs.scheduled_job(
+                bgjobs.worker("tick", record), bgjobs.every(seconds=1)
+            ).with_missed_runs(args.missed)
+        )
+    bg = spec.build()
+    bg.start()
+    print("ready", flush=True)
+    import signal
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    while not stop.wait(0.1):
+        pass
+    bg.stop()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
