@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from itertools import pairwise
 
 import pytest
-
-import bgjobs
-from bgjobs.adapters.base import JobFilter
 from tests.conftest import wait_until
 from tests.support import results
 from tests.support.procs import nodes, stop_node
+
+import bgjobs
+from bgjobs.adapters.base import JobFilter
 
 pytestmark = pytest.mark.slow
 
@@ -50,5 +51,5 @@ def test_every_second_schedule_runs_each_occurrence_once_across_nodes(
     dues = [row[1] for row in runs]
     assert len(dues) >= 18, f"expected ~20 occurrences, got {len(dues)}"
     assert len(set(dues)) == len(dues), "an occurrence ran twice"
-    gaps = {b - a for a, b in zip(dues, dues[1:], strict=False)}
+    gaps = {b - a for a, b in pairwise(dues)}
     assert gaps == {1_000_000}, f"occurrences must be 1 s apart with no gaps, saw {gaps}"

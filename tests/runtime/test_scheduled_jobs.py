@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import threading
+from itertools import pairwise
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+
+from tests.conftest import Recorder, wait_until
 
 import bgjobs
 from bgjobs.adapters.base import JobFilter, Store
 from bgjobs.builder import MissedRuns, ScheduledJobSpec
 from bgjobs.events import ScheduledNextRun
 from bgjobs.runtime import scheduling
-from tests.conftest import Recorder, wait_until
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -80,7 +82,7 @@ def test_every_second_runs_on_the_grid_and_reports_schedules(store: Store) -> No
         wait_until(lambda: len(runs) >= 3, 10, "three runs")
         infos = bg.schedules()
     assert [r.microsecond for r in runs] == [0] * len(runs), "due times are on the 1 s grid"
-    assert all((b - a) == timedelta(seconds=1) for a, b in zip(runs, runs[1:], strict=False))
+    assert all((b - a) == timedelta(seconds=1) for a, b in pairwise(runs))
     assert recorder.of(ScheduledNextRun)
     [info] = infos
     assert info.name == "tick" and info.queue == "scheduled" and info.schedule == "every 1s"

@@ -16,8 +16,9 @@ import threading
 import time
 from datetime import timedelta
 
-import bgjobs
 from tests.support import results
+
+import bgjobs
 
 
 def main() -> None:

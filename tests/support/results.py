@@ -44,7 +44,8 @@ def setup(url: str) -> None:
 def record(conn: Any, kind: str, job_id: int, due_us: int, node: str) -> None:
     mark = "?" if isinstance(conn, sqlite3.Connection) else "%s"
     conn.execute(
-        f"INSERT INTO test_results (kind, job_id, due_us, node) VALUES ({mark},{mark},{mark},{mark})",
+        "INSERT INTO test_results (kind, job_id, due_us, node)"
+        f" VALUES ({mark}, {mark}, {mark}, {mark})",
         (kind, job_id, due_us, node),
     )
 
