@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from itertools import pairwise
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from tests.conftest import Recorder, wait_until
 
