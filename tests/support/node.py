@@ -24,7 +24,8 @@ import bgjobs
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
-    parser.add_argument("mode", choices=["drain", "tick", "slow"])
+    parser.add_argument("mode", choices=["drain", "tick", "slow", "mixed"])
+    parser.add_argument("--enqueue", type=int, default=0, help="jobs this node enqueues itself")
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--poll", type=float, default=0.1)
     parser.add_argument("--missed", default="coalesce")
@@ -54,7 +55,7 @@ def main() -> None:
         .with_heartbeat(args.heartbeat, args.node_timeout)
         .with_shutdown_grace(args.grace)
     )
-    if args.mode in ("drain", "slow"):
+    if args.mode in ("drain", "slow", "mixed"):
         spec = spec.with_queue(
             bgjobs.queue("work")
             .with_max_concurrent_jobs(args.concurrency)
@@ -69,6 +70,12 @@ def main() -> None:
         )
     bg = spec.build()
     bg.start()
+    if args.enqueue:
+        # Enqueue one job per transaction while draining, to contend for the write lock.
+        threading.Thread(
+            target=lambda: [bg.enqueue("work", {"from": node}) for _ in range(args.enqueue)],
+            daemon=True,
+        ).start()
     print("ready", flush=True)
     import signal
 
