@@ -5,12 +5,12 @@ from __future__ import annotations
 import signal
 
 import pytest
-
-import bgjobs
-from bgjobs.adapters.base import JobFilter
 from tests.conftest import wait_until
 from tests.support import results
 from tests.support.procs import nodes, start_node, stop_node
+
+import bgjobs
+from bgjobs.adapters.base import JobFilter
 
 pytestmark = pytest.mark.slow
 

@@ -8,12 +8,12 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
+from tests.conftest import Recorder, wait_until
 
 import bgjobs
-from bgjobs.adapters.base import JobFilter, Store
-from bgjobs.events import JobDiscarded, JobSnoozed, JobSucceeded, JobTimedOut
+from bgjobs.adapters.base import Store
+from bgjobs.events import JobDiscarded, JobSnoozed, JobTimedOut
 from bgjobs.job import NewJob
-from tests.conftest import Recorder, wait_until
 
 FAST = bgjobs.constant(timedelta(milliseconds=10))
 
