@@ -129,7 +129,11 @@ class QueueRunner:
         sleep: float
         sleep = poll
         if due is not None:
-            sleep = min(sleep, max((due - self._ctx.now()).total_seconds(), _MIN_SLEEP))
+            # A due-but-unclaimed job is held elsewhere (blocking head, another node's claim):
+            # a wake-up will come when it is released, so only a future due time shortens sleep.
+            until = (due - self._ctx.now()).total_seconds()
+            if until > 0:
+                sleep = min(sleep, max(until, _MIN_SLEEP))
         return self._until_deadline(sleep)
 
     def _until_deadline(self, sleep: float) -> float:
