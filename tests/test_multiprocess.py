@@ -53,3 +53,16 @@ def test_every_second_schedule_runs_each_occurrence_once_across_nodes(
     assert len(set(dues)) == len(dues), "an occurrence ran twice"
     gaps = {b - a for a, b in pairwise(dues)}
     assert gaps == {1_000_000}, f"occurrences must be 1 s apart with no gaps, saw {gaps}"
+
+
+def test_idle_node_in_another_process_wakes_without_waiting_for_the_poll(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Cross-process wake-up on SQLite (PRAGMA data_version), poll interval set to 5 s."""
+    url = f"sqlite:///{tmp_path / 'wake.db'}"
+    results.setup(url)
+    bg = producer(url)
+    with nodes(url, "drain", 1, "--poll", "5"):
+        for n in range(3):
+            enqueued = time.monotonic()
+            bg.enqueue("work", {"n": n})
+            wait_until(lambda n=n: len(results.rows(url, "drain")) > n, 10)
+            assert time.monotonic() - enqueued < 1.0, "picked up well before the 5 s poll"

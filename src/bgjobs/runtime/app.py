@@ -335,6 +335,9 @@ class BgJobs:
             runner = QueueRunner(queue_spec, workers, context)
             self._runners[queue_spec.name] = runner
         self._register_schedules(startup=True)
+        # Listen before the first claim: a job committed in between is then either claimed by
+        # that first pass or announced by the wake-up channel, never left for the poll.
+        self._wakeup = self.store.start_wakeup(self._on_wake, self._on_channel)
         for name, runner in self._runners.items():
             self._supervisor.spawn(f"queue:{name}", runner.loop)
         self._maintenance = Maintenance(
@@ -348,7 +351,6 @@ class BgJobs:
             self._notify_all,
         )
         self._supervisor.spawn("maintenance", self._maintenance.loop)
-        self._wakeup = self.store.start_wakeup(self._on_wake, self._on_channel)
         self.emit(RuntimeStarted(at=self.now(), node_id=self.node_id))
         return self
 

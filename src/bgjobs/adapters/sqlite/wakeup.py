@@ -21,22 +21,30 @@ class DataVersionWatcher:
         self._on_wake = on_wake
         self._interval = interval
         self._stopped = threading.Event()
+        # The baseline is read before returning, so any later commit is noticed.
+        self._conn: sqlite3.Connection | None = connect()
+        self._last = self._version(self._conn)
         self._thread = threading.Thread(target=self._run, name="bgjobs-sqlite-wakeup", daemon=True)
         self._thread.start()
 
+    @staticmethod
+    def _version(conn: sqlite3.Connection) -> int:
+        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
     def _run(self) -> None:
-        conn: sqlite3.Connection | None = None
-        last: int | None = None
+        conn = self._conn
+        last: int | None = self._last
         while not self._stopped.wait(self._interval):
             try:
                 if conn is None:
                     conn = self._connect()
-                version = int(conn.execute("PRAGMA data_version").fetchone()[0])
+                version = self._version(conn)
             except sqlite3.Error:
                 log.debug("bgjobs: data_version check failed; retrying", exc_info=True)
                 conn = None
                 continue
-            if last is not None and version != last:
+            if last is None or version != last:
+                # After a reconnect the baseline is unknown: wake once rather than miss a job.
                 self._on_wake(None)
             last = version
         if conn is not None:

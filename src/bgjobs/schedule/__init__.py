@@ -1,0 +1,74 @@
+"""Schedules: when a recurring job fires.
+
+A schedule is a pure value with two methods (see :class:`Schedule`): ``next_after``
+computes the first fire time strictly after an instant, and ``describe`` returns a
+canonical string the runtime stores to notice that a definition changed between deploys.
+Nothing here touches a clock or a database, so every answer is deterministic.
+
+Three kinds of schedule exist:
+
+* :class:`Interval` (built with :func:`every`) -- a fixed period on a fixed grid,
+  ``anchor + k * period``, so every node computes the same fire times.
+* :class:`Cron` (built with :func:`cron`) -- a 5-field or 6-field (seconds first) cron
+  expression, evaluated on the wall clock of an IANA time zone. croniter does the
+  calendar maths on naive wall-clock times; this package maps wall-clock times to
+  instants itself, because croniter fires a time repeated by a DST fall-back twice.
+* :class:`FieldSchedule` (built with :func:`schedule`) -- an immutable fluent builder
+  that compiles to a 6-field :class:`Cron`.
+
+DST rule for cron schedules: a wall-clock time skipped by a spring-forward gap fires
+once, at the first instant after the gap; a wall-clock time repeated by a fall-back
+fires once, at its first occurrence.
+
+Layout: :mod:`.durations` (``parse_duration``), :mod:`.interval` (``Interval``/``every``),
+:mod:`.cron_fields` (cron field specs, parsing, formatting), :mod:`.timezones` (zone
+lookup and DST resolution), :mod:`.cron_schedule` (``Cron``/``cron``) and
+:mod:`.builder` (``FieldSchedule``/``schedule``). This module holds the
+:class:`Schedule` protocol and :func:`next_times`, and re-exports the public names.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from bgjobs.schedule.builder import FieldSchedule, schedule
+from bgjobs.schedule.cron_schedule import Cron, cron
+from bgjobs.schedule.durations import parse_duration
+from bgjobs.schedule.interval import Interval, every
+
+__all__ = [
+    "Cron",
+    "FieldSchedule",
+    "Interval",
+    "Schedule",
+    "cron",
+    "every",
+    "next_times",
+    "parse_duration",
+    "schedule",
+]
+
+
+class Schedule(Protocol):
+    """What the runtime needs from any schedule."""
+
+    def next_after(self, after: datetime) -> datetime:
+        """First fire time strictly after ``after`` (tz-aware), as a tz-aware UTC datetime."""
+        ...
+
+    def describe(self) -> str:
+        """Canonical definition string: equal definitions give equal strings."""
+        ...
+
+
+def next_times(schedule: Schedule, after: datetime, count: int) -> list[datetime]:
+    """The next ``count`` fire times strictly after ``after`` (for previews)."""
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    times: list[datetime] = []
+    current = after
+    for _ in range(count):
+        current = schedule.next_after(current)
+        times.append(current)
+    return times
