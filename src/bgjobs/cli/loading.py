@@ -113,9 +113,7 @@ def import_target(module_part: str) -> ModuleType:
             ) from None
         raise TargetFailed(f"importing {module_part} failed: {exc}") from exc
     except Exception as exc:
-        raise TargetFailed(
-            f"importing {module_part} failed: {type(exc).__name__}: {exc}"
-        ) from exc
+        raise TargetFailed(f"importing {module_part} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _import_file(path: Path) -> ModuleType:
@@ -178,7 +176,8 @@ def _describe(value: object) -> str:
 
 def _candidates(module: ModuleType) -> str:
     found = [
-        name for name, value in vars(module).items()
+        name
+        for name, value in vars(module).items()
         if isinstance(value, BgJobs | BgJobsSpec) and not name.startswith("_")
     ]
     return f"; it has these runtimes/builders: {', '.join(found)}" if found else ""

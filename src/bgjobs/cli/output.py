@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import sys
 import threading
-from datetime import UTC, datetime
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
+from bgjobs.errors import PayloadError
 from bgjobs.events import (
     Event,
     JobDiscarded,
@@ -24,7 +26,6 @@ from bgjobs.events import (
     event_to_dict,
 )
 from bgjobs.job import Job
-from bgjobs.payload import PayloadError
 
 _ERRORS = (JobDiscarded, QueueError, SupervisorRestarted, NoWorkerForJob)
 _WARNINGS = (JobFailed, JobTimedOut, WakeupLost)
@@ -105,7 +106,18 @@ def job_to_dict(job: Job) -> dict[str, Any]:
 
 
 def print_json(data: object) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+    """Indented JSON; dataclasses become objects, datetimes ISO 8601 strings."""
+    click.echo(json.dumps(data, indent=2, default=_jsonable, ensure_ascii=False))
+
+
+def _jsonable(value: object) -> object:
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return str(value)
 
 
 def one_line(text: str) -> str:
@@ -114,12 +126,17 @@ def one_line(text: str) -> str:
 
 
 class CliError(click.ClickException):
-    """An error shown as one red line on stderr. Exit code 1, or 2 for usage problems."""
+    """An error shown as one red line on stderr; exit code 1."""
 
-    def __init__(self, message: str, exit_code: int = 1) -> None:
+    def __init__(self, message: str) -> None:
         super().__init__(one_line(message))
-        self.exit_code = exit_code
 
     def show(self, file: IO[Any] | None = None) -> None:
         console = Console(file=file, stderr=file is None, highlight=False, soft_wrap=True)
         console.print(f"[bold red]error:[/] [red]{escape(self.format_message())}[/]")
+
+
+class CliUsageError(CliError):
+    """A bad argument found after parsing (a TARGET, a cron expression); exit code 2."""
+
+    exit_code = 2

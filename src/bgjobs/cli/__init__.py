@@ -1,0 +1,1 @@
+"""The `bgjobs` command line (see docs/cli.md)."""

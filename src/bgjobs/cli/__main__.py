@@ -1,0 +1,5 @@
+"""`python -m bgjobs.cli`."""
+
+from bgjobs.cli.main import main
+
+main()

@@ -1,0 +1,247 @@
+"""`bgjobs jobs ...`: list, show, retry, cancel and delete jobs."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import click
+from rich.console import Console, Group, RenderableType
+from rich.markup import escape
+from rich.syntax import Syntax
+from rich.table import Table
+from rich.text import Text
+
+from bgjobs.adapters.base import JobFilter
+from bgjobs.cli.database import connected, database_option
+from bgjobs.cli.output import CliError, job_to_dict, print_json
+from bgjobs.cli.render import OUTCOME_STYLES, clock, new_table
+from bgjobs.errors import PayloadError
+from bgjobs.job import Job, JobState
+
+STATES = tuple(state.value for state in JobState)
+STATE_STYLES = {
+    **OUTCOME_STYLES,
+    "running": "bold yellow",
+    "available": "cyan",
+    "scheduled": "blue",
+}
+
+
+@click.group()
+def jobs() -> None:
+    """List, show, retry, cancel and delete jobs.
+
+    Each subcommand reads the database from --database URL or BGJOBS_DATABASE_URL.
+
+    \b
+    Example:
+      bgjobs jobs list --state failed
+    """
+
+
+@jobs.command("list")
+@database_option
+@click.option("--state", type=click.Choice(STATES), help="Only jobs in this state.")
+@click.option("--name", help="Only jobs with this name.")
+@click.option("--queue", help="Only jobs on this queue.")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_jobs(
+    database_url: str | None,
+    state: str | None,
+    name: str | None,
+    queue: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List jobs, newest first.
+
+    \b
+    Examples:
+      bgjobs jobs list --state failed --limit 20
+      bgjobs jobs list --name send_email --queue default --json
+    """
+    where = JobFilter(state=JobState(state) if state else None, name=name, queue=queue, limit=limit)
+    with connected(database_url) as store:
+        found = store.list_jobs(where)
+    if as_json:
+        print_json([job_to_dict(job) for job in found])
+    else:
+        Console().print(jobs_table(found))
+
+
+@jobs.command()
+@database_option
+@click.argument("job_id", metavar="ID", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def show(database_url: str | None, job_id: int, as_json: bool) -> None:
+    """Show one job: its payload, attempts and error history with tracebacks.
+
+    \b
+    Example:
+      bgjobs jobs show 42
+    """
+    with connected(database_url) as store:
+        job = store.get_job(job_id)
+    if job is None:
+        raise CliError(f"no job with id {job_id}")
+    if as_json:
+        print_json(job_to_dict(job))
+    else:
+        Console().print(job_detail(job))
+
+
+@jobs.command()
+@database_option
+@click.argument("job_ids", metavar="[ID]...", type=int, nargs=-1)
+@click.option("--all-failed", is_flag=True, help="Retry every failed, discarded or cancelled job.")
+@click.option("--name", help="Only jobs with this name.")
+def retry(
+    database_url: str | None, job_ids: tuple[int, ...], all_failed: bool, name: str | None
+) -> None:
+    """Run failed, discarded or cancelled jobs again now, with their attempts reset.
+
+    \b
+    Examples:
+      bgjobs jobs retry 41 42
+      bgjobs jobs retry --all-failed --name send_email
+    """
+    if bool(job_ids) == all_failed:
+        raise click.UsageError("give job IDs or --all-failed (one of the two)")
+    with connected(database_url) as store:
+        retried = store.retry_jobs(job_ids, all_failed=all_failed, name=name)
+        missed = {job_id: store.get_job(job_id) for job_id in job_ids if job_id not in retried}
+    noun = "job" if len(retried) == 1 else "jobs"
+    click.echo(
+        f"retried {len(retried)} {noun}"
+        + (f": {', '.join(map(str, sorted(retried)))}" if retried else "")
+    )
+    if missed:
+        raise CliError(
+            "; ".join(_not_retried(job_id, job, name) for job_id, job in sorted(missed.items()))
+        )
+
+
+def _not_retried(job_id: int, job: Job | None, name: str | None) -> str:
+    if job is None:
+        return f"no job with id {job_id}"
+    if name is not None and job.name != name:
+        return f"job {job_id} is {job.name}, not {name}"
+    return f"job {job_id} is {job.state.value}; only failed, discarded or cancelled jobs retry"
+
+
+@jobs.command()
+@database_option
+@click.argument("job_id", metavar="ID", type=int)
+def cancel(database_url: str | None, job_id: int) -> None:
+    """Cancel a waiting job (it is archived as cancelled and can be retried later).
+
+    \b
+    Example:
+      bgjobs jobs cancel 42
+    """
+    with connected(database_url) as store:
+        before = store.get_job(job_id)
+        job = store.cancel_job(job_id)
+    if job is None:
+        raise CliError(f"no job with id {job_id}")
+    if before is not None and before.state.is_finished:
+        if before.state is JobState.CANCELLED:
+            click.echo(f"job {job_id} was already cancelled")
+            return
+        raise CliError(
+            f"job {job_id} already finished as {before.state.value}; "
+            "only waiting jobs can be cancelled"
+        )
+    click.echo(f"cancelled {job.name}#{job.id}")
+
+
+@jobs.command()
+@database_option
+@click.argument("job_id", metavar="ID", type=int)
+def delete(database_url: str | None, job_id: int) -> None:
+    """Delete a waiting or finished job for good.
+
+    \b
+    Example:
+      bgjobs jobs delete 42
+    """
+    with connected(database_url) as store:
+        deleted = store.delete_job(job_id)
+    if not deleted:
+        raise CliError(f"no job with id {job_id}")
+    click.echo(f"deleted job {job_id}")
+
+
+# rendering ------------------------------------------------------------------------------------
+def _when(job: Job) -> str:
+    at: datetime = job.finished_at or job.reserved_at or job.available_at
+    return clock(at)
+
+
+def _state(job: Job) -> Text:
+    return Text(job.state.value, style=STATE_STYLES.get(job.state.value, ""))
+
+
+def jobs_table(found: list[Job]) -> Table:
+    """id, name, queue, state, attempt, when, and the last error cut to the width left."""
+    table = new_table(expand=True)
+    for column in ("id", "name", "queue", "state", "try", "at (UTC)"):
+        table.add_column(column, justify="right" if column == "id" else "left", no_wrap=True)
+    table.add_column("last error", overflow="ellipsis", no_wrap=True, ratio=1)
+    for job in found:
+        error = job.errors[-1] if job.errors else None
+        table.add_row(
+            str(job.id),
+            job.name,
+            job.queue,
+            _state(job),
+            f"{job.attempt}/{job.max_attempts}",
+            _when(job),
+            Text(f"{error.type}: {error.message}", style="red") if error else "",
+        )
+    if not found:
+        table.add_row("", Text("no jobs", style="dim"))
+    return table
+
+
+def job_detail(job: Job) -> RenderableType:
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    rows: list[tuple[str, str | Text | None]] = [
+        ("id", str(job.id)),
+        ("name", job.name),
+        ("queue", job.queue),
+        ("state", _state(job)),
+        ("attempt", f"{job.attempt} of {job.max_attempts}"),
+        ("priority", str(job.priority)),
+        ("created", clock(job.created_at)),
+        ("available", clock(job.available_at)),
+        ("reserved by", job.reserved_by),
+        ("lease until", clock(job.lease_expires_at) if job.lease_expires_at else None),
+        ("finished", clock(job.finished_at) if job.finished_at else None),
+        ("schedule", job.schedule),
+        ("unique key", job.unique_key),
+    ]
+    for label, value in rows:
+        if value is not None:
+            facts.add_row(label, value)
+    parts: list[RenderableType] = [facts, Text("payload", style="bold")]
+    try:
+        pretty = json.dumps(job.payload, indent=2, ensure_ascii=False)
+        parts.append(Syntax(pretty, "json", theme="ansi_dark", background_color="default"))
+    except PayloadError as exc:
+        parts.append(Text(f"{job.raw_payload}\n({exc})", style="red"))
+    parts.append(Text(f"errors ({len(job.errors)})", style="bold"))
+    for error in job.errors:
+        parts.append(
+            Text.from_markup(
+                f"[red]attempt {error.attempt}[/] at {clock(error.at)} UTC: "
+                f"[bold red]{escape(error.type)}[/]: {escape(error.message)}"
+            )
+        )
+        if error.traceback:
+            parts.append(Text(error.traceback.rstrip(), style="dim"))
+    return Group(*parts)

@@ -1,0 +1,260 @@
+"""Rich tables shared by `bgjobs status` and the live view of `bgjobs run`.
+
+Everything here is a pure function of plain data, so the views are easy to test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from bgjobs.adapters.base import NodeInfo, QueueStats
+
+OUTCOME_STYLES = {"succeeded": "green", "failed": "red", "discarded": "red", "cancelled": "yellow"}
+LEVEL_STYLES = {"ERROR": "red", "WARN": "yellow", "INFO": ""}
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    stats: QueueStats
+    slots: tuple[int, int] | None = None  # live view: (in handlers on this node, max)
+    throughput: float | None = None  # live view: jobs/s finished by this node lately
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    name: str
+    schedule: str
+    queue: str
+    next_run_at: datetime | None
+    running: bool
+    last_finished_at: datetime | None
+    last_outcome: str | None
+
+
+@dataclass(frozen=True)
+class EventRow:
+    at: datetime
+    level: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything one frame of the live view shows."""
+
+    title: str
+    now: datetime
+    queues: Sequence[QueueRow] = ()
+    schedules: Sequence[ScheduleRow] = ()
+    nodes: Sequence[NodeInfo] = ()
+    events: Sequence[EventRow] = ()
+    this_node: str | None = None
+    problem: str | None = None  # e.g. the last status query failed
+    footer: str = field(default="")
+
+
+def new_table(title: str | None = None, *, expand: bool = False) -> Table:
+    """The compact table style of every bgjobs view."""
+    return Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+        padding=(0, 1, 0, 0),
+        show_edge=False,
+        expand=expand,
+    )
+
+
+def relative(when: datetime, now: datetime) -> str:
+    """'in 3s', '2m 5s ago', 'now'."""
+    delta = when - now
+    seconds = abs(delta.total_seconds())
+    if seconds < 0.5:
+        return "now"
+    text = duration_text(timedelta(seconds=seconds))
+    return f"in {text}" if delta > timedelta(0) else f"{text} ago"
+
+
+def duration_text(delta: timedelta) -> str:
+    seconds = round(delta.total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    if minutes:
+        return f"{minutes}m {secs}s" if secs else f"{minutes}m"
+    return f"{secs}s"
+
+
+def clock(when: datetime) -> str:
+    """An absolute UTC time, short enough for a table cell."""
+    return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def when_cell(when: datetime | None, now: datetime) -> Text:
+    if when is None:
+        return Text("-", style="dim")
+    return Text.assemble((relative(when, now), "bold"), (f"  {clock(when)}", "dim"))
+
+
+def _count(value: int, style: str = "") -> Text:
+    return Text(str(value), style=style if value else "dim")
+
+
+def queue_table(rows: Sequence[QueueRow], *, live: bool = False) -> Table:
+    """``live`` adds this node's slots and throughput (the `bgjobs run` view)."""
+    table = new_table("Queues")
+    table.add_column("queue")
+    if live:
+        table.add_column("slots", justify="right")
+    table.add_column("running", justify="right")
+    table.add_column("available", justify="right")
+    table.add_column("scheduled", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("ok 1m", justify="right")
+    table.add_column("failed 1m", justify="right")
+    if live:
+        table.add_column("jobs/s", justify="right")
+    for row in rows:
+        stats = row.stats
+        cells: list[Text] = [Text(stats.queue, style="bold cyan")]
+        if live:
+            if row.slots is None:  # a queue this node does not run
+                cells.append(Text("-", style="dim"))
+            else:
+                used, limit = row.slots
+                cells.append(Text(f"{used}/{limit}", style="bold" if used else "dim"))
+        cells += [
+            _count(stats.running, "bold"),
+            _count(stats.available),
+            _count(stats.scheduled),
+            _count(stats.failed, "red"),
+            _count(stats.succeeded_recent, "green"),
+            _count(stats.failed_recent, "red"),
+        ]
+        if live:
+            rate = row.throughput or 0.0
+            cells.append(Text(f"{rate:.1f}", style="" if rate else "dim"))
+        table.add_row(*cells)
+    if not rows:
+        table.add_row(Text("no jobs yet", style="dim"))
+    return table
+
+
+def schedule_table(rows: Sequence[ScheduleRow], now: datetime) -> Table:
+    table = new_table("Scheduled jobs")
+    for name in ("name", "schedule", "queue", "next run (UTC)", "last outcome"):
+        table.add_column(name, no_wrap=name != "schedule")
+    for row in rows:
+        if row.running:
+            outcome = Text("running", style="bold yellow")
+        elif row.last_outcome:
+            outcome = Text(row.last_outcome, style=OUTCOME_STYLES.get(row.last_outcome, ""))
+            if row.last_finished_at is not None:
+                outcome.append(f" {relative(row.last_finished_at, now)}", style="dim")
+        else:
+            outcome = Text("never ran", style="dim")
+        table.add_row(
+            Text(row.name, style="bold"),
+            row.schedule,
+            row.queue,
+            when_cell(row.next_run_at, now),
+            outcome,
+        )
+    return table
+
+
+def node_table(nodes: Sequence[NodeInfo], now: datetime, this_node: str | None = None) -> Table:
+    table = new_table("Nodes")
+    for name in ("node", "queues", "up", "heartbeat"):
+        table.add_column(name)
+    for node in nodes:
+        label = Text(node.id, style="bold")
+        if node.id == this_node:
+            label.append(" (this)", style="green")
+        table.add_row(
+            label,
+            ", ".join(node.queues) or "-",
+            duration_text(max(now - node.started_at, timedelta(0))),
+            relative(node.heartbeat_at, now),
+        )
+    if not nodes:
+        table.add_row(Text("no node is running", style="dim"))
+    return table
+
+
+def event_table(events: Sequence[EventRow]) -> Table:
+    table = Table(
+        title="Recent events",
+        title_justify="left",
+        title_style="bold",
+        show_header=False,
+        box=None,
+        padding=(0, 1),
+    )
+    table.add_column("at", style="dim", no_wrap=True, min_width=12)
+    table.add_column("level", no_wrap=True, min_width=5)
+    table.add_column("event", overflow="ellipsis", no_wrap=True)
+    for event in events:
+        style = LEVEL_STYLES.get(event.level, "")
+        table.add_row(
+            event.at.astimezone(UTC).strftime("%H:%M:%S.%f")[:-3],
+            Text(event.level, style=style),
+            Text(event.text, style=style),
+        )
+    if not events:
+        table.add_row("", "", Text("waiting for events...", style="dim"))
+    return table
+
+
+def status_view(
+    queues: Sequence[QueueRow],
+    schedules: Sequence[ScheduleRow],
+    nodes: Sequence[NodeInfo],
+    now: datetime,
+    this_node: str | None = None,
+    *,
+    live: bool = False,
+) -> Group:
+    """Queues, scheduled jobs (if any) and nodes: `bgjobs status`, and the live view's body."""
+    parts: list[RenderableType] = [queue_table(queues, live=live)]
+    if schedules:
+        parts += [Text(""), schedule_table(schedules, now)]
+    parts += [Text(""), node_table(nodes, now, this_node)]
+    return Group(*parts)
+
+
+def dashboard(snapshot: Snapshot) -> Group:
+    """One frame of the live view."""
+    header = Text.assemble(
+        (snapshot.title, "bold"), ("  ", ""), (clock(snapshot.now), "dim"), (" UTC", "dim")
+    )
+    parts: list[RenderableType] = [header, Text("")]
+    if snapshot.problem:
+        parts.append(Text(snapshot.problem, style="bold red"))
+    parts.append(
+        status_view(
+            snapshot.queues,
+            snapshot.schedules,
+            snapshot.nodes,
+            snapshot.now,
+            snapshot.this_node,
+            live=True,
+        )
+    )
+    parts += [Text(""), event_table(snapshot.events)]
+    if snapshot.footer:
+        parts.append(Text(snapshot.footer, style="dim"))
+    return Group(*parts)

@@ -1,0 +1,93 @@
+"""`bgjobs run TARGET`: run an app's runtime with a live view or one line per event."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+import click
+
+from bgjobs.cli.live import run_live
+from bgjobs.cli.loading import load_runtime
+from bgjobs.cli.output import EventPrinter
+from bgjobs.cli.params import CommaList
+from bgjobs.runtime.app import BgJobs
+
+
+@click.command()
+@click.argument("target")
+@click.option(
+    "--live/--no-live",
+    default=None,
+    help="Live dashboard, or one line per event. Default: live on a terminal.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per event (implies --no-live)."
+)
+@click.option(
+    "--queues",
+    type=CommaList(),
+    metavar="A,B",
+    help="Run only these queues (and the scheduled jobs on them).",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    metavar="N",
+    help="Override max_concurrent_jobs of every queue.",
+)
+def run(
+    target: str,
+    live: bool | None,
+    as_json: bool,
+    queues: tuple[str, ...] | None,
+    concurrency: int | None,
+) -> None:
+    """Run an app's jobs until SIGINT/SIGTERM, then drain gracefully.
+
+    TARGET is module:attribute or path/to/file.py:attribute, naming a built runtime
+    (bgjobs.BgJobs), a builder (bgjobs.BgJobsSpec) or a zero-argument function returning one.
+    The app defines its own database.
+
+    \b
+    Examples:
+      bgjobs run myapp.jobs:bg
+      bgjobs run examples/cli_app.py:bg --no-live --queues default --concurrency 2
+      bgjobs run myapp.jobs:make_spec --json | jq .
+
+    Exit code 0 after a graceful stop, 1 if the runtime failed.
+    """
+    if live and as_json:
+        raise click.UsageError("--json writes event lines; it cannot be combined with --live")
+    bg = load_runtime(target, queues=queues, concurrency=concurrency)
+    with signals_never_interrupt_the_drain(bg):
+        if live if live is not None else (not as_json and sys.stdout.isatty()):
+            run_live(bg)
+        else:
+            bg.add_listener(EventPrinter(as_json=as_json))
+            bg.run()
+
+
+@contextmanager
+def signals_never_interrupt_the_drain(bg: BgJobs) -> Iterator[None]:
+    """``bg.run()`` handles SIGINT/SIGTERM while it runs, but puts the previous handlers back
+    before it drains. Make those previous handlers harmless, so a second Ctrl-C (or SIGTERM)
+    during the drain cannot raise KeyboardInterrupt inside ``stop()`` or kill the process
+    before running jobs are handed back."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        bg.request_stop()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,99 @@
+"""`bgjobs schedules TARGET` (an app's scheduled jobs) and `bgjobs cron EXPR` (a preview)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import click
+from rich.console import Console
+
+from bgjobs.cli.loading import load_runtime
+from bgjobs.cli.output import CliUsageError, print_json
+from bgjobs.cli.render import ScheduleRow, new_table, relative, schedule_table
+from bgjobs.errors import ScheduleError
+from bgjobs.schedule import cron as parse_cron
+from bgjobs.schedule import next_times
+
+
+@click.command()
+@click.argument("target")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def schedules(target: str, as_json: bool) -> None:
+    """Show an app's scheduled jobs: next run, last outcome.
+
+    Reads the app's own database; nothing is started.
+
+    \b
+    Example:
+      bgjobs schedules examples/cli_app.py:bg
+    """
+    bg = load_runtime(target)
+    try:
+        infos = bg.schedules()
+        now = bg.store.now()
+    finally:
+        bg.store.close()
+    if as_json:
+        print_json(infos)
+        return
+    if not infos:
+        click.echo(f"{target} has no scheduled jobs")
+        return
+    rows = [
+        ScheduleRow(
+            i.name,
+            i.schedule,
+            i.queue,
+            i.next_run_at,
+            i.running,
+            i.last_finished_at,
+            i.last_outcome,
+        )
+        for i in infos
+    ]
+    Console().print(schedule_table(rows, now))
+    if any(info.next_run_at is None for info in infos):
+        click.echo("A next run shows '-' until `bgjobs run` registers the schedule.")
+
+
+@click.command()
+@click.argument("expression", metavar="EXPR")
+@click.option("--tz", default="UTC", show_default=True, help="IANA time zone of the schedule.")
+@click.option(
+    "--count",
+    type=click.IntRange(1, 1000),
+    default=5,
+    show_default=True,
+    help="How many fire times to show.",
+)
+def cron(expression: str, tz: str, count: int) -> None:
+    """Preview the next fire times of a cron expression.
+
+    5 fields (minute hour day-of-month month day-of-week), 6 fields with seconds first, or
+    @hourly, @daily, @weekly, @monthly, @yearly.
+
+    \b
+    Examples:
+      bgjobs cron "*/15 9-17 * * mon-fri" --tz Europe/Paris
+      bgjobs cron "*/10 * * * * *" --count 3
+    """
+    try:
+        schedule = parse_cron(expression, tz)
+    except ScheduleError as exc:
+        raise CliUsageError(str(exc)) from exc
+    now = datetime.now(UTC)
+    zone = ZoneInfo(tz)
+    table = new_table(schedule.describe())
+    table.add_column("#", justify="right")
+    table.add_column(f"local ({tz})")
+    table.add_column("UTC")
+    table.add_column("from now")
+    for index, fire in enumerate(next_times(schedule, now, count), start=1):
+        table.add_row(
+            str(index),
+            fire.astimezone(zone).strftime("%a %Y-%m-%d %H:%M:%S %Z"),
+            fire.strftime("%Y-%m-%d %H:%M:%S"),
+            relative(fire, now),
+        )
+    Console().print(table)
