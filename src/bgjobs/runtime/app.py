@@ -307,7 +307,6 @@ class BgJobs:
         local = datetime.now(UTC)
         self._clock_offset = self.store.now() - local
         self._started_at = self.now()
-        self.store.heartbeat(self._node_info())
         self._supervisor = Supervisor(
             self.spec.max_restarts,
             self.spec.restart_period,
@@ -334,6 +333,7 @@ class BgJobs:
             }
             runner = QueueRunner(queue_spec, workers, context)
             self._runners[queue_spec.name] = runner
+        self.store.heartbeat(self._node_info())  # after the runners exist: it lists the queues
         self._register_schedules(startup=True)
         # Listen before the first claim: a job committed in between is then either claimed by
         # that first pass or announced by the wake-up channel, never left for the poll.
@@ -421,9 +421,11 @@ class BgJobs:
             while not self._stop_requested.wait(0.2):
                 pass
         finally:
-            for sig, handler in restore.items():
-                signal.signal(sig, handler)
-            self.stop()
+            try:
+                self.stop()  # still under our handlers: a second signal skips the grace
+            finally:
+                for sig, handler in restore.items():
+                    signal.signal(sig, handler)
         if self._failure is not None:
             raise RuntimeStateError(self._failure)
 

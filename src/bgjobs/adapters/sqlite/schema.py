@@ -29,7 +29,7 @@ MIGRATIONS: dict[int, list[str]] = {
         """CREATE INDEX bgjobs_jobs_due ON bgjobs_jobs (queue, available_at)
            WHERE reserved_by IS NULL""",
         """CREATE INDEX bgjobs_jobs_fifo ON bgjobs_jobs (queue, scheduled_at, id)""",
-        """CREATE INDEX bgjobs_jobs_leases ON bgjobs_jobs (lease_expires_at)
+        """CREATE INDEX bgjobs_jobs_leases ON bgjobs_jobs (queue, lease_expires_at)
            WHERE reserved_by IS NOT NULL""",
         """CREATE UNIQUE INDEX bgjobs_jobs_unique ON bgjobs_jobs (unique_key)
            WHERE unique_key IS NOT NULL""",
@@ -52,7 +52,7 @@ MIGRATIONS: dict[int, list[str]] = {
             state TEXT NOT NULL,
             finished_at INTEGER NOT NULL
         )""",
-        "CREATE INDEX bgjobs_archive_finished ON bgjobs_archive (finished_at)",
+        "CREATE INDEX bgjobs_archive_finished ON bgjobs_archive (finished_at, queue, state)",
         "CREATE INDEX bgjobs_archive_state ON bgjobs_archive (state, queue, finished_at)",
         "CREATE INDEX bgjobs_archive_name ON bgjobs_archive (name, state)",
         """CREATE TABLE bgjobs_nodes (

@@ -92,6 +92,7 @@ class SQLiteStore:
         self._wakeup_interval = wakeup_interval.total_seconds()
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._checked = False
 
     # lifecycle ---------------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
@@ -109,37 +110,50 @@ class SQLiteStore:
 
     def open(self) -> tuple[int, int] | None:
         with self._lock:
-            if self._conn is not None:
+            if self._checked:
                 return None
-            conn = self.connect()
-            sqlite_utils.Database(conn).enable_wal()
-            self._conn = conn
             if not self._auto_migrate:
                 self._check_schema()
+                self._checked = True
                 return None
             start, end = self.migrate()
+            self._checked = True
             return (start, end) if start != end else None
+
+    def _raw_connection(self, *, create: bool = False) -> sqlite3.Connection:
+        """The connection, opened without any schema check (migrate and version use it)."""
+        with self._lock:
+            if self._conn is None:
+                if not (create or self._auto_migrate or self.path.exists()):
+                    raise SchemaError(
+                        f"there is no bgjobs database at {self.path}. Create it with "
+                        f"`bgjobs migrate --database {self.display_url}` (or migrate=True)."
+                    )
+                conn = self.connect()
+                sqlite_utils.Database(conn).enable_wal()
+                self._conn = conn
+            return self._conn
 
     def close(self) -> None:
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            self._checked = False
         if self._temp_dir is not None:
             self._temp_dir.cleanup()
             self._temp_dir = None
 
     def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
+        if not self._checked:
             self.open()
-        assert self._conn is not None
-        return self._conn
+        return self._raw_connection()
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Cursor]:
+    def _write(self, *, checked: bool = True) -> Iterator[sqlite3.Cursor]:
         """One IMMEDIATE transaction, serialised within the process by a lock."""
         with self._lock:
-            conn = self._connection()
+            conn = self._connection() if checked else self._raw_connection(create=True)
             deadline = time.monotonic() + _LOCK_RETRY_SECONDS
             while True:
                 try:
@@ -165,11 +179,18 @@ class SQLiteStore:
             return self._connection().execute(sql, params).fetchall()
 
     def schema_version(self) -> int:
-        db = sqlite_utils.Database(self._connection())
-        if not db[schema.VERSION_TABLE].exists():
-            return 0
-        row = self._read(f"SELECT max(version) FROM {schema.VERSION_TABLE}")
-        return int(row[0][0] or 0)
+        with self._lock:
+            conn = self._raw_connection()
+            if not sqlite_utils.Database(conn)[schema.VERSION_TABLE].exists():
+                return 0
+            row = conn.execute(f"SELECT max(version) FROM {schema.VERSION_TABLE}").fetchone()
+        return int(row[0] or 0)
+
+    def _too_new(self, version: int) -> SchemaError:
+        return SchemaError(
+            f"the bgjobs schema in {self.path} is at version {version}, newer than this "
+            f"bgjobs understands ({SCHEMA_VERSION}). Upgrade bgjobs on this machine."
+        )
 
     def _check_schema(self) -> None:
         version = self.schema_version()
@@ -180,13 +201,10 @@ class SQLiteStore:
                 "(or open the store with migrate=True)."
             )
         if version > SCHEMA_VERSION:
-            raise SchemaError(
-                f"the bgjobs schema in {self.path} is at version {version}, newer than this "
-                f"bgjobs understands ({SCHEMA_VERSION}). Upgrade bgjobs on this machine."
-            )
+            raise self._too_new(version)
 
     def migrate(self) -> tuple[int, int]:
-        with self._write() as cur:
+        with self._write(checked=False) as cur:
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {schema.VERSION_TABLE} "
                 "(version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
@@ -194,10 +212,7 @@ class SQLiteStore:
             current = cur.execute(f"SELECT max(version) FROM {schema.VERSION_TABLE}").fetchone()
             start = int(current[0] or 0)
             if start > SCHEMA_VERSION:
-                raise SchemaError(
-                    f"the bgjobs schema in {self.path} is at version {start}, newer than this "
-                    f"bgjobs understands ({SCHEMA_VERSION}). Upgrade bgjobs on this machine."
-                )
+                raise self._too_new(start)
             for version in range(start + 1, SCHEMA_VERSION + 1):
                 for statement in schema.MIGRATIONS[version]:
                     cur.execute(statement)
@@ -205,6 +220,9 @@ class SQLiteStore:
                     f"INSERT INTO {schema.VERSION_TABLE} (version, applied_at) VALUES (?, ?)",
                     (version, _now_us()),
                 )
+        if start != SCHEMA_VERSION:
+            with self._lock:
+                self._raw_connection().execute("PRAGMA optimize")  # fresh planner statistics
         return start, SCHEMA_VERSION
 
     def now(self) -> datetime:
@@ -563,20 +581,26 @@ class SQLiteStore:
         now_us = _now_us()
         since = now_us - to_us_delta(recent)
         stats: dict[str, list[int]] = {}
-        for queue, available, scheduled, running in self._read(
-            "SELECT queue, sum(reserved_by IS NULL AND available_at <= ?),"
-            " sum(reserved_by IS NULL AND available_at > ?), sum(reserved_by IS NOT NULL)"
-            " FROM bgjobs_jobs GROUP BY queue",
+        # Each query below is answered from a (partial) covering index, never the whole table.
+        for queue, available, scheduled in self._read(
+            "SELECT queue, sum(available_at <= ?), sum(available_at > ?)"
+            " FROM bgjobs_jobs WHERE reserved_by IS NULL GROUP BY queue",
             (now_us, now_us),
         ):
-            stats.setdefault(queue, [0] * 6)[:3] = [available, scheduled, running]
+            stats.setdefault(queue, [0] * 6)[:2] = [available, scheduled]
+        for queue, running in self._read(
+            "SELECT queue, count(*) FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases"
+            " WHERE reserved_by IS NOT NULL GROUP BY queue"
+        ):
+            stats.setdefault(queue, [0] * 6)[2] = running
         for queue, count in self._read(
             "SELECT queue, count(*) FROM bgjobs_archive WHERE state IN ('failed', 'discarded')"
             " GROUP BY queue"
         ):
             stats.setdefault(queue, [0] * 6)[3] = count
         for queue, state, count in self._read(
-            "SELECT queue, state, count(*) FROM bgjobs_archive WHERE finished_at >= ?"
+            "SELECT queue, state, count(*) FROM bgjobs_archive INDEXED BY bgjobs_archive_finished"
+            " WHERE finished_at >= ?"
             " GROUP BY queue, state",
             (since,),
         ):
