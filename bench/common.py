@@ -122,6 +122,32 @@ def show(figure: Figure) -> None:
     say(line)
 
 
+def throughput(backend: str, name: str, ours: float, base: float,
+               minimum_ratio: float | None) -> Figure:
+    """A jobs/s figure, shown at once; the target is a minimum ratio to raw SQL (if any)."""
+    met = None if minimum_ratio is None else ours >= minimum_ratio * base
+    target = f">= {minimum_ratio}x raw" if minimum_ratio is not None else ""
+    figure = Figure(backend, name, "jobs/s", ours, base, True, target, met)
+    show(figure)
+    return figure
+
+
+def latency(backend: str, name: str, ours: Spread, base: Spread,
+            p50_ms: float | None = None, p99_ms: float | None = None) -> list[Figure]:
+    """p50 and p99 figures of a latency sample against its baseline, shown at once."""
+    say(f"   bgjobs {ours.describe()}\n   raw    {base.describe()}")
+    figures = [
+        Figure(backend, f"{name} {label}", "ms", value, baseline, False,
+               f"<= {limit:g} ms" if limit is not None else "",
+               value <= limit if limit is not None else None)
+        for label, value, baseline, limit in (("p50", ours.p50, base.p50, p50_ms),
+                                              ("p99", ours.p99, base.p99, p99_ms))
+    ]
+    for figure in figures:
+        show(figure)
+    return figures
+
+
 def _num(value: float) -> str:
     return f"{value:,.0f}" if value >= 100 else f"{value:.2f}"
 

@@ -12,10 +12,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from bgjobs import Job, Store
 from common import Spread
 from raw import RawConsumer, RawFactory
 from workloads import build, job_index
+
+from bgjobs import Job, Store
 
 WARMUP = 5
 GAP_SECONDS = (0.005, 0.015)

@@ -58,6 +58,11 @@ def drain(queue: RawQueue, count: int, batch: int) -> float:
     until the table is empty. Returns jobs per second."""
     queue.reset()
     fill(queue, count)
+    return drain_filled(queue, count, batch)
+
+
+def drain_filled(queue: RawQueue, count: int, batch: int) -> float:
+    """``drain`` on a queue somebody else filled with ``count`` jobs."""
     done = 0
     with Stopwatch() as sw:
         while True:
@@ -132,6 +137,7 @@ def scheduled_ticks(factory: RawFactory, seconds: float, phase: float) -> list[f
     sleep until it is due, claim it, record (claim time - due) in ms, delete it, insert the
     next. The floor for scheduler skew."""
     queue = factory()
+    queue.reset()
     skews: list[float] = []
     try:
         end = time.time() + seconds

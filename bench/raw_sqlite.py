@@ -33,9 +33,9 @@ INSERT = ("INSERT INTO bench_raw_jobs (queue, name, payload, available_at, creat
           " VALUES ('default', 'noop', ?, ?, ?)")
 
 CLAIM = (
-    "UPDATE bench_raw_jobs SET reserved_by = ?, reserved_at = ?, lease_expires_at = ?,"
+    "UPDATE {table} SET reserved_by = ?, reserved_at = ?, lease_expires_at = ?,"
     " attempt = attempt + 1"
-    " WHERE id IN (SELECT id FROM bench_raw_jobs WHERE queue = 'default'"
+    " WHERE id IN (SELECT id FROM {table}{hint} WHERE queue = 'default'"
     " AND reserved_by IS NULL AND available_at <= ?"
     " ORDER BY priority, available_at, id LIMIT ?)"
     " RETURNING id, payload"
@@ -47,7 +47,15 @@ def _now_us() -> int:
 
 
 class SQLiteRawQueue:
-    def __init__(self, path: Path, synchronous: str = "NORMAL") -> None:
+    """The baseline queue. ``table``/``index`` let the breakdown run the same claim and delete
+    against bgjobs' own table (filled by bgjobs; ``reset`` and inserts then do not apply)."""
+
+    def __init__(
+        self, path: Path, synchronous: str = "NORMAL", *,
+        table: str = "bench_raw_jobs", index: str | None = None,
+    ) -> None:
+        self._table = table
+        self._claim = CLAIM.format(table=table, hint=f" INDEXED BY {index}" if index else "")
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute(f"PRAGMA synchronous = {synchronous}")
@@ -73,18 +81,19 @@ class SQLiteRawQueue:
     def claim(self, limit: int) -> list[tuple[int, str]]:
         now = _now_us()
         self._conn.execute("BEGIN IMMEDIATE")
-        rows = self._conn.execute(CLAIM, (RAW_NODE, now, now + LEASE_US, now, limit)).fetchall()
+        params = (RAW_NODE, now, now + LEASE_US, now, limit)
+        rows = self._conn.execute(self._claim, params).fetchall()
         self._conn.execute("COMMIT")
         return [(int(r[0]), str(r[1])) for r in rows]
 
     def delete(self, ids: Sequence[int]) -> None:
         marks = ",".join("?" * len(ids))
         self._conn.execute("BEGIN IMMEDIATE")
-        self._conn.execute(f"DELETE FROM bench_raw_jobs WHERE id IN ({marks})", tuple(ids))
+        self._conn.execute(f"DELETE FROM {self._table} WHERE id IN ({marks})", tuple(ids))
         self._conn.execute("COMMIT")
 
     def count(self) -> int:
-        return int(self._conn.execute("SELECT count(*) FROM bench_raw_jobs").fetchone()[0])
+        return int(self._conn.execute(f"SELECT count(*) FROM {self._table}").fetchone()[0])
 
     def close(self) -> None:
         self._conn.close()

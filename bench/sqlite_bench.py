@@ -7,16 +7,19 @@ import statistics
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
-import bgjobs
 import latency
 import raw
 import skew
 import workloads
-from bgjobs import Store
-from common import Figure, Settings, section, show
+from common import Figure, Settings, section, throughput
+from common import latency as latency_figures
 from raw_sqlite import SQLiteRawQueue
+
+import bgjobs
+from bgjobs import Store
 
 BACKEND = "sqlite"
 
@@ -53,25 +56,18 @@ def _median_rounds(
     return statistics.median(mine), statistics.median(base)
 
 
-def _throughput(name: str, ours: float, base: float, minimum: float | None) -> Figure:
-    met = None if minimum is None else ours >= minimum * base
-    target = f">= {minimum}x raw" if minimum is not None else ""
-    figure = Figure(BACKEND, name, "jobs/s", ours, base, True, target, met)
-    show(figure)
-    return figure
-
-
 def drain(tmp: Path, s: Settings) -> list[Figure]:
     figures = []
     rounds = 1 if s.quick else 3
     for keep, label in ((True, "archive on success (default)"), (False, "delete on success")):
         ours, base = _median_rounds(
             tmp, "drain", rounds,
-            lambda store, keep=keep: workloads.drain(store, s.jobs, s.concurrency,
-                                                     keep_succeeded=keep),
+            partial(workloads.drain, count=s.jobs, concurrency=s.concurrency,
+                    keep_succeeded=keep),
             lambda queue: raw.drain(queue, s.jobs, s.concurrency),
         )
-        figures.append(_throughput(f"drain {s.jobs:,} no-op jobs, {label}", ours, base, 0.5))
+        name = f"drain {s.jobs:,} no-op jobs, {label}"
+        figures.append(throughput(BACKEND, name, ours, base, 0.5))
     return figures
 
 
@@ -82,13 +78,13 @@ def enqueue(tmp: Path, s: Settings) -> list[Figure]:
         lambda store: workloads.enqueue_one_by_one(store, s.jobs),
         lambda queue: raw.enqueue_one_by_one(queue, s.jobs),
     )
-    single = _throughput(f"enqueue {s.jobs:,}, one job per transaction", ours, base, 0.8)
+    single = throughput(BACKEND, f"enqueue {s.jobs:,}, one job per transaction", ours, base, 0.8)
     ours, base = _median_rounds(
         tmp, "enqueue", rounds,
         lambda store: workloads.enqueue_batches(store, s.jobs, s.enqueue_batch),
         lambda queue: raw.enqueue_batches(queue, s.jobs, s.enqueue_batch),
     )
-    many = _throughput(f"enqueue_many, {s.enqueue_batch} jobs per call", ours, base, None)
+    many = throughput(BACKEND, f"enqueue_many, {s.enqueue_batch} jobs per call", ours, base, None)
     return [single, many]
 
 
@@ -96,36 +92,22 @@ def wakeup(tmp: Path, s: Settings) -> list[Figure]:
     with database(tmp, "latency") as (store, factory):
         base = latency.raw_latency(factory, s.latency_samples)
         ours = latency.bgjobs_latency(store, s.latency_samples)
-    print(f"   bgjobs {ours.describe()}\n   raw    {base.describe()}")
-    figures = [
-        Figure(BACKEND, "wake-up latency p50 (in process)", "ms", ours.p50, base.p50, False,
-               "<= 5 ms", ours.p50 <= 5),
-        Figure(BACKEND, "wake-up latency p99 (in process)", "ms", ours.p99, base.p99, False,
-               "<= 20 ms", ours.p99 <= 20),
-    ]
-    for figure in figures:
-        show(figure)
-    return figures
+    return latency_figures(BACKEND, "wake-up latency (in process)", ours, base, 5, 20)
 
 
-def scheduler_skew(tmp: Path, s: Settings) -> list[Figure]:
-    with database(tmp, "skew") as (store, factory):
-        ours, base = skew.skew(store, factory, s.skew_seconds)
-    print(f"   bgjobs {ours.describe()}\n   raw    {base.describe()}")
-    figures = [
-        Figure(BACKEND, "scheduler skew p50 (every 1 s)", "ms", ours.p50, base.p50, False),
-        Figure(BACKEND, "scheduler skew p99 (every 1 s)", "ms", ours.p99, base.p99, False,
-               "<= 10 ms", ours.p99 <= 10),
-        Figure(BACKEND, "scheduler skew max (every 1 s)", "ms", ours.max, base.max, False),
-    ]
-    for figure in figures:
-        show(figure)
-    return figures
+@contextmanager
+def skew_lane() -> Iterator[skew.Lane]:
+    """The SQLite lane of the scheduler-skew benchmark (run by run_all with the other lanes)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bgjobs-bench-", ignore_cleanup_errors=True) as name,
+        database(Path(name), "skew") as (store, factory),
+    ):
+        yield skew.Lane(BACKEND, store, factory)
 
 
 def run(s: Settings) -> list[Figure]:
     figures: list[Figure] = []
-    with tempfile.TemporaryDirectory(prefix="bgjobs-bench-") as name:
+    with tempfile.TemporaryDirectory(prefix="bgjobs-bench-", ignore_cleanup_errors=True) as name:
         tmp = Path(name)
         with section(f"SQLite drain ({s.jobs:,} jobs, max_concurrent_jobs={s.concurrency})"):
             figures += drain(tmp, s)
@@ -133,6 +115,4 @@ def run(s: Settings) -> list[Figure]:
             figures += enqueue(tmp, s)
         with section(f"SQLite wake-up latency ({s.latency_samples} jobs)"):
             figures += wakeup(tmp, s)
-        with section(f"SQLite scheduler skew ({s.skew_seconds:.0f} s)"):
-            figures += scheduler_skew(tmp, s)
     return figures

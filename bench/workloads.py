@@ -1,4 +1,4 @@
-"""The bgjobs side of the throughput benchmarks, for any backend: a store factory in, jobs/s out."""
+"""The bgjobs side of the throughput benchmarks, for any backend: a store in, jobs/s out."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 
+from common import Stopwatch
+
 import bgjobs
 from bgjobs import BgJobs, Event, Job, JobRequest, Store
 from bgjobs.events import JobSucceeded
-from common import Stopwatch
 
-StoreFactory = Callable[[], Store]
 QUEUE = "default"
 FILL_CHUNK = 1000
 
