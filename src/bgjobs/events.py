@@ -257,6 +257,13 @@ class EventDispatcher:
     def remove_global(self, listener: Listener) -> None:
         self._global.remove(listener)
 
+    def listening(self, queue: str | None, worker: str | None = None) -> bool:
+        """Whether any listener would receive an event of this scope (lets hot paths skip
+        building events nobody reads)."""
+        return bool(
+            self._global or self._by_queue.get(queue or "") or self._by_worker.get(worker or "")
+        )
+
     def emit(self, event: Event) -> None:
         queue, worker = _scope_of(event)
         targets = list(self._global)

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from functools import cached_property
 
 from bgjobs.payload import JSON, decode_payload
 
@@ -87,9 +86,19 @@ class Job:
         default=None, compare=False, repr=False
     )
 
-    @cached_property
+    @property
     def payload(self) -> JSON:
-        return decode_payload(self.raw_payload)
+        # A plain cache: functools.cached_property takes a lock shared by all Jobs on 3.11.
+        try:
+            return self.__dict__["_payload"]  # type: ignore[no-any-return]
+        except KeyError:
+            value = decode_payload(self.raw_payload)
+            self.__dict__["_payload"] = value
+            return value
+
+    def attach_touch(self, touch: Callable[[timedelta | None], None]) -> None:
+        """Runtime use: bind ``touch()`` to the node running this job (no copy of the job)."""
+        object.__setattr__(self, "_touch", touch)
 
     def touch(self, extend: timedelta | None = None) -> None:
         """Tell the runtime this job is alive: push back its timeout and lease (Backy's touch)."""

@@ -117,6 +117,7 @@ class BgJobs:
         self._failure: str | None = None
         self._stop_requested = threading.Event()
         self._force = threading.Event()
+        self._policies: dict[tuple[str, str], Policy] = {}
 
     # introspection -----------------------------------------------------------------------------
     @property
@@ -304,8 +305,10 @@ class BgJobs:
                 )
             self._state = State.RUNNING
         self._open()
-        local = datetime.now(UTC)
-        self._clock_offset = self.store.now() - local
+        before = datetime.now(UTC)
+        database_now = self.store.now()
+        # The database read the clock somewhere inside the round trip: assume the middle.
+        self._clock_offset = database_now - (before + (datetime.now(UTC) - before) / 2)
         self._started_at = self.now()
         self._supervisor = Supervisor(
             self.spec.max_restarts,
@@ -320,6 +323,7 @@ class BgJobs:
             node_id=self.node_id,
             lease=self.spec.node_timeout,
             emit=self.emit,
+            listening=self._dispatcher.listening,
             submit_completion=self._completer.submit,
             policy_for=self._policy_for,
             async_loop=self._get_async_loop,
@@ -385,8 +389,10 @@ class BgJobs:
             self._maintenance.stop()
         if self._wakeup is not None:
             self._wakeup.stop()
-        for runner in self._runners.values():
+        for name, runner in self._runners.items():
             runner.shutdown_pool()
+            self._supervisor.join(f"queue:{name}", 5)
+        self._supervisor.join("maintenance", 5)
         if self._async_loop is not None:
             self._async_loop.stop()
         try:
@@ -461,6 +467,13 @@ class BgJobs:
         )
 
     def _policy_for(self, job: Job, worker: WorkerSpec | None) -> Policy:
+        key = (job.queue, job.name)
+        policy = self._policies.get(key)
+        if policy is None:
+            policy = self._policies[key] = self._make_policy(job, worker)
+        return policy
+
+    def _make_policy(self, job: Job, worker: WorkerSpec | None) -> Policy:
         route = self._routes.get(job.name)
         queue = route.queue if route else self._queue_spec(job.queue)
         retention = self.spec.retention.succeeded
@@ -498,6 +511,13 @@ class BgJobs:
             )
             return
         outcome = completion.outcome
+        runner = self._runners.get(job.queue)
+        if runner is not None and (
+            runner.spec.blocking or applied.next_run is not None or outcome is not Outcome.SUCCEEDED
+        ):
+            runner.notify()
+        if not self._dispatcher.listening(job.queue, job.name):
+            return
         if outcome is Outcome.SUCCEEDED:
             duration = at - (job.reserved_at or at)
             self.emit(JobSucceeded(at=at, job=job, duration=max(duration, timedelta(0))))
@@ -520,11 +540,6 @@ class BgJobs:
                     run_at=applied.next_run.available_at,
                 )
             )
-        runner = self._runners.get(job.queue)
-        if runner is not None and (
-            runner.spec.blocking or applied.next_run is not None or outcome is not Outcome.SUCCEEDED
-        ):
-            runner.notify()
 
     def _on_store_error(self, exc: Exception) -> None:
         self.emit(QueueError(at=self.now(), queue="(store)", error=repr(exc)))

@@ -39,6 +39,7 @@ from bgjobs.runtime.execution import (
 from bgjobs.runtime.worker_pool import WorkerPool
 
 _MIN_SLEEP = 0.0005
+_RECHECK = 0.002
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class RunnerContext:
     node_id: str
     lease: timedelta
     emit: Callable[[Event], None]
+    listening: Callable[[str | None, str | None], bool]
     submit_completion: Callable[[Completion], None]
     policy_for: Callable[[Job, WorkerSpec | None], Policy]
     async_loop: Callable[[], AsyncLoop]
@@ -129,11 +131,13 @@ class QueueRunner:
         sleep: float
         sleep = poll
         if due is not None:
-            # A due-but-unclaimed job is held elsewhere (blocking head, another node's claim):
-            # a wake-up will come when it is released, so only a future due time shortens sleep.
             until = (due - self._ctx.now()).total_seconds()
             if until > 0:
                 sleep = min(sleep, max(until, _MIN_SLEEP))
+            elif not self.spec.blocking:
+                # Due but not claimed: a small clock offset, or another node's claim in flight.
+                # Look again shortly. (A blocking queue's head is running: its completion wakes us.)
+                sleep = min(sleep, _RECHECK)
         return self._until_deadline(sleep)
 
     def _until_deadline(self, sleep: float) -> float:
@@ -149,11 +153,11 @@ class QueueRunner:
         running = RunningJob(job=job, worker=worker)
         if worker is not None and worker.timeout is not None:
             running.deadline = running.started + worker.timeout.total_seconds()
-        job = _with_touch(job, lambda extend: self._touch(running, extend))
-        running.job = job
+        job.attach_touch(lambda extend: self._touch(running, extend))
         with self._lock:
             self.running[job.id] = running
-        self._ctx.emit(JobReserved(at=self._ctx.now(), job=job, node_id=self._ctx.node_id))
+        if self._ctx.listening(job.queue, job.name):
+            self._ctx.emit(JobReserved(at=self._ctx.now(), job=job, node_id=self._ctx.node_id))
         if worker is not None and worker.is_async:
             self._start_async(running, worker)
         else:
@@ -165,7 +169,8 @@ class QueueRunner:
         completion = precheck(running, policy, self._known)
         if completion is None:
             assert running.worker is not None
-            self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
+            if self._ctx.listening(running.job.queue, running.job.name):
+                self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
             error: BaseException | None = None
             try:
                 running.worker.handler(running.job)
@@ -247,12 +252,6 @@ class QueueRunner:
                 ctypes.c_ulong(running.thread_id), ctypes.py_object(JobTimeout)
             )
             self._pool.retire(running.thread_id)
-
-
-def _with_touch(job: Job, touch: Callable[[timedelta | None], None]) -> Job:
-    from dataclasses import replace
-
-    return replace(job, _touch=touch)
 
 
 def _cancel(future: Future[None]) -> None:

@@ -1,12 +1,5 @@
-"""Postgres backend: many processes on many hosts share one database."""
+"""Postgres backend: many processes on many hosts share one database (one schema per instance)."""
 
-from __future__ import annotations
+from bgjobs.adapters.postgres.store import PostgresStore
 
-from typing import Any
-
-
-class PostgresStore:  # replaced by the real adapter (issue: Postgres adapter)
-    backend = "postgres"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        raise NotImplementedError("the Postgres adapter is not built yet")
+__all__ = ["PostgresStore"]

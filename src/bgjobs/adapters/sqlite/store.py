@@ -53,10 +53,19 @@ from bgjobs.adapters.sqlite.rows import (
 )
 from bgjobs.adapters.sqlite.wakeup import DataVersionWatcher
 from bgjobs.errors import RuntimeStateError, SchemaError
-from bgjobs.job import FINISHED_STATES, Job, JobState, NewJob
+from bgjobs.job import Job, JobState, NewJob
 
 _LOCK_RETRY_SECONDS = 60.0
-_FINISHED = tuple(state.value for state in FINISHED_STATES)
+_BATCH = 300  # finished jobs per DELETE (3 parameters each, well under SQLite's limit)
+_FINAL_STATE = {
+    Outcome.SUCCEEDED: JobState.SUCCEEDED,
+    Outcome.FAILED: JobState.FAILED,
+    Outcome.DISCARDED: JobState.DISCARDED,
+}
+_ARCHIVE_INSERT = (
+    f"INSERT OR REPLACE INTO bgjobs_archive ({ARCHIVE_COLUMNS})"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 def _now_us() -> int:
@@ -304,8 +313,11 @@ class SQLiteStore:
                 " AND reserved_by IS NULL AND available_at <= :now"
             )
         else:
+            # INDEXED BY: without statistics the planner may pick the due-time index and sort
+            # every due row on each claim, which makes a large backlog quadratic.
             target = (
-                "id IN (SELECT id FROM bgjobs_jobs WHERE queue = :queue AND reserved_by IS NULL"
+                "id IN (SELECT id FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim"
+                " WHERE queue = :queue AND reserved_by IS NULL"
                 " AND available_at <= :now ORDER BY priority, available_at, id LIMIT :limit)"
             )
         with self._write() as cur:
@@ -328,62 +340,74 @@ class SQLiteStore:
 
     def complete(self, completions: Sequence[Completion]) -> list[Applied]:
         now_us = _now_us()
-        results: list[Applied] = []
+        results: list[Applied] = [Applied(applied=False)] * len(completions)
+        finals = [i for i, c in enumerate(completions) if c.outcome in _FINAL_STATE]
         with self._write() as cur:
-            for completion in completions:
-                results.append(self._complete_one(cur, completion, now_us))
+            for index, done in enumerate(completions):
+                if done.outcome not in _FINAL_STATE:
+                    results[index] = self._requeue(cur, done, now_us)
+            for start in range(0, len(finals), _BATCH):
+                for index, applied in self._finish_batch(
+                    cur, [(i, completions[i]) for i in finals[start : start + _BATCH]], now_us
+                ):
+                    results[index] = applied
         return results
 
-    def _complete_one(self, cur: sqlite3.Cursor, done: Completion, now_us: int) -> Applied:
+    def _requeue(self, cur: sqlite3.Cursor, done: Completion, now_us: int) -> Applied:
+        """RETRY (the attempt counts) or SNOOZED (it does not): back to the queue later."""
         job = done.job
-        fence = (job.id, done.node_id, job.attempt)
-        fence_sql = "id = ? AND reserved_by = ? AND attempt = ?"
-        if done.outcome in (Outcome.RETRY, Outcome.SNOOZED):
-            error_json = done.error.to_dict() if done.error else None
-            attempt_sql = "attempt - 1" if done.outcome is Outcome.SNOOZED else "attempt"
-            cur.execute(
-                "UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL,"
-                f" lease_expires_at = NULL, attempt = {attempt_sql}, available_at = ?,"
-                " errors = CASE WHEN ? IS NULL THEN errors"
-                " ELSE json_insert(errors, '$[#]', json(?)) END"
-                f" WHERE {fence_sql}",
-                (
-                    now_us + to_us_delta(done.delay),
-                    _json_or_none(error_json),
-                    _json_or_none(error_json),
-                    *fence,
-                ),
-            )
-            return Applied(applied=cur.rowcount == 1)
-        row = cur.execute(
-            f"DELETE FROM bgjobs_jobs WHERE {fence_sql} RETURNING {HOT_COLUMNS}", fence
-        ).fetchone()
-        if row is None:
-            return Applied(applied=False)
-        state = {
-            Outcome.SUCCEEDED: JobState.SUCCEEDED,
-            Outcome.FAILED: JobState.FAILED,
-            Outcome.DISCARDED: JobState.DISCARDED,
-        }[done.outcome]
-        if done.outcome is not Outcome.SUCCEEDED or done.keep:
-            self._archive(cur, row, state, now_us, errors_with(row[15], done.error))
-        if job.schedule is not None:
-            cur.execute(
-                "UPDATE bgjobs_schedules SET last_due_at = ?, last_finished_at = ?,"
-                " last_outcome = ? WHERE name = ?",
-                (row[9], now_us, state.value, job.schedule),
-            )
-        next_run = self._insert(cur, done.next_run, now_us) if done.next_run else None
-        return Applied(applied=True, next_run=next_run)
+        error = _json_or_none(done.error.to_dict() if done.error else None)
+        attempt_sql = "attempt - 1" if done.outcome is Outcome.SNOOZED else "attempt"
+        cur.execute(
+            "UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL,"
+            f" lease_expires_at = NULL, attempt = {attempt_sql}, available_at = ?,"
+            " errors = CASE WHEN ? IS NULL THEN errors"
+            " ELSE json_insert(errors, '$[#]', json(?)) END"
+            " WHERE id = ? AND reserved_by = ? AND attempt = ?",
+            (now_us + to_us_delta(done.delay), error, error, job.id, done.node_id, job.attempt),
+        )
+        return Applied(applied=cur.rowcount == 1)
+
+    def _finish_batch(
+        self, cur: sqlite3.Cursor, batch: list[tuple[int, Completion]], now_us: int
+    ) -> list[tuple[int, Applied]]:
+        """Archive (or delete) a batch of finished jobs with one fenced DELETE."""
+        by_id = {done.job.id: (index, done) for index, done in batch}
+        values = ",".join("(?, ?, ?)" for _ in batch)
+        params: list[Any] = []
+        for _, done in batch:
+            params += [done.job.id, done.job.attempt, done.node_id]
+        rows = cur.execute(
+            f"WITH done(id, attempt, node) AS (VALUES {values})"
+            " DELETE FROM bgjobs_jobs WHERE id IN (SELECT j.id FROM done JOIN bgjobs_jobs j"
+            " ON j.id = done.id AND j.attempt = done.attempt AND j.reserved_by = done.node)"
+            f" RETURNING {HOT_COLUMNS}",
+            params,
+        ).fetchall()
+        archived: list[tuple[Any, ...]] = []
+        out: list[tuple[int, Applied]] = []
+        for row in rows:
+            index, done = by_id[row[0]]
+            state = _FINAL_STATE[done.outcome]
+            if done.outcome is not Outcome.SUCCEEDED or done.keep:
+                errors = row[15] if done.error is None else errors_with(row[15], done.error)
+                archived.append(archive_values(row, state, now_us, errors))
+            if done.job.schedule is not None:
+                cur.execute(
+                    "UPDATE bgjobs_schedules SET last_due_at = ?, last_finished_at = ?,"
+                    " last_outcome = ? WHERE name = ?",
+                    (row[9], now_us, state.value, done.job.schedule),
+                )
+            next_run = self._insert(cur, done.next_run, now_us) if done.next_run else None
+            out.append((index, Applied(applied=True, next_run=next_run)))
+        if archived:
+            cur.executemany(_ARCHIVE_INSERT, archived)
+        return out
 
     def _archive(
         self, cur: sqlite3.Cursor, row: Any, state: JobState, now_us: int, errors: str
     ) -> None:
-        cur.execute(
-            f"INSERT OR REPLACE INTO bgjobs_archive ({ARCHIVE_COLUMNS})"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            archive_values(row, state, now_us, errors),
-        )
+        cur.execute(_ARCHIVE_INSERT, archive_values(row, state, now_us, errors))
 
     def extend_leases(
         self, node_id: str, lease: timedelta, job_ids: Sequence[int] | None = None
@@ -709,7 +733,18 @@ class SQLiteStore:
 
     # wake-up -----------------------------------------------------------------------------------
     def start_wakeup(self, on_wake: WakeCallback, on_channel: EventCallback) -> Wakeup:
-        return DataVersionWatcher(self.connect, on_wake, self._wakeup_interval)
+        # While a runtime runs, the watcher checkpoints the WAL in the background, so no job's
+        # commit pays for a checkpoint (they cost 10-20 ms and showed up as latency spikes).
+        with self._lock:
+            self._connection().execute("PRAGMA wal_autocheckpoint = 0")
+        return DataVersionWatcher(
+            self.connect, on_wake, self._wakeup_interval, on_stop=self._restore_autocheckpoint
+        )
+
+    def _restore_autocheckpoint(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.execute("PRAGMA wal_autocheckpoint = 1000")
 
 
 def to_us_delta(delta: timedelta) -> int:

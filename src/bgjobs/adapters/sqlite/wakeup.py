@@ -6,18 +6,27 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 
 from bgjobs.adapters.base import WakeCallback
 
 log = logging.getLogger("bgjobs")
 
+_CHECKPOINT_EVERY = 1.0  # seconds between background WAL checkpoints
+
 
 class DataVersionWatcher:
     def __init__(
-        self, connect: Callable[[], sqlite3.Connection], on_wake: WakeCallback, interval: float
+        self,
+        connect: Callable[[], sqlite3.Connection],
+        on_wake: WakeCallback,
+        interval: float,
+        on_stop: Callable[[], None],
     ) -> None:
         self._connect = connect
+        self._on_stop = on_stop
+        self._next_checkpoint = time.monotonic() + _CHECKPOINT_EVERY
         self._on_wake = on_wake
         self._interval = interval
         self._stopped = threading.Event()
@@ -47,9 +56,16 @@ class DataVersionWatcher:
                 # After a reconnect the baseline is unknown: wake once rather than miss a job.
                 self._on_wake(None)
             last = version
+            if time.monotonic() >= self._next_checkpoint:
+                self._next_checkpoint = time.monotonic() + _CHECKPOINT_EVERY
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error:
+                    log.debug("bgjobs: background checkpoint failed", exc_info=True)
         if conn is not None:
             conn.close()
 
     def stop(self) -> None:
         self._stopped.set()
         self._thread.join(timeout=2)
+        self._on_stop()

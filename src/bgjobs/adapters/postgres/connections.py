@@ -1,0 +1,167 @@
+"""Connections for the Postgres store: a pool for queries, dedicated ones for LISTEN and migrations.
+
+A pooled connection whose backend was terminated (server restart, ``pg_terminate_backend``, a
+proxy timing out) sits idle in the pool looking fine until it is used. Before handing one out we
+poll its socket (no round trip): an idle connection has nothing to read, so readable data or EOF
+means the server spoke or hung up, and only then is a real probe sent. Dead connections are closed
+and given back, which makes the pool replace them, so one outage never fails more than the calls
+that were running during it. (psycopg_pool's own ``check`` costs a round trip per checkout and
+sleeps about a second between failed checks.)
+"""
+
+from __future__ import annotations
+
+import select
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+from psycopg import Connection
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import ConnStatus, TransactionStatus
+from psycopg_pool import ConnectionPool
+
+DEFAULT_CONNECT_TIMEOUT = 5
+DEFAULT_APPLICATION_NAME = "bgjobs"
+RECONNECT_TIMEOUT = 5.0
+
+
+def connect_defaults(conninfo: str, extra: dict[str, Any]) -> dict[str, Any]:
+    """psycopg.connect keyword arguments: bgjobs' defaults unless the URL or caller sets them."""
+    given = {**conninfo_to_dict(conninfo), **extra}
+    defaults: dict[str, Any] = {}
+    if "connect_timeout" not in given:
+        defaults["connect_timeout"] = DEFAULT_CONNECT_TIMEOUT
+    if "application_name" not in given:
+        defaults["application_name"] = DEFAULT_APPLICATION_NAME
+    options = str(given.get("options") or "")
+    if "timezone" not in options.lower():
+        # UTC sessions: psycopg then returns datetimes in datetime.UTC, nothing to convert.
+        defaults["options"] = f"{options} -c TimeZone=UTC".strip()
+    return {**defaults, **extra, "autocommit": True}
+
+
+def pool_conninfo(pool: ConnectionPool[Any]) -> str:
+    """A pool's conninfo (psycopg_pool 3.3 also allows a callable returning it)."""
+    conninfo = pool.conninfo
+    return conninfo() if callable(conninfo) else conninfo
+
+
+def _readable(fd: int) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])
+
+
+def is_alive(conn: Connection[Any]) -> bool:
+    """Cheap liveness check for an idle connection (a round trip only when in doubt)."""
+    if conn.closed or conn.pgconn.status != ConnStatus.OK:
+        return False
+    try:
+        if not _readable(conn.fileno()):
+            return True
+        # Something arrived while idle: a parameter change, a notice, or the server's goodbye.
+        conn.execute("")
+    except (psycopg.Error, OSError, ValueError):
+        return False
+    return conn.pgconn.status == ConnStatus.OK
+
+
+class Connections:
+    """The pool (created on ``open``, or the caller's) plus dedicated connections."""
+
+    def __init__(
+        self,
+        source: str | ConnectionPool[Any],
+        *,
+        name: str,
+        min_size: int,
+        max_size: int,
+        timeout: float,
+        connect_kwargs: dict[str, Any],
+    ) -> None:
+        self._name = name
+        self._sizes = (min_size, max_size, timeout)
+        self._pool: ConnectionPool[Any] | None = None
+        if isinstance(source, ConnectionPool):
+            self._pool = source
+            self.owned = False
+            self.conninfo = pool_conninfo(source)
+            kwargs = source.kwargs() if callable(source.kwargs) else source.kwargs
+            self.kwargs = {**(kwargs or {}), **connect_kwargs, "autocommit": True}
+        else:
+            self.owned = True
+            self.conninfo = source
+            self.kwargs = connect_defaults(source, connect_kwargs)
+
+    @property
+    def pool(self) -> ConnectionPool[Any]:
+        if self._pool is None:
+            raise psycopg.InterfaceError("the bgjobs store is not open")
+        return self._pool
+
+    def open(self) -> None:
+        if self.owned and self._pool is None:
+            min_size, max_size, timeout = self._sizes
+            self._pool = ConnectionPool(
+                self.conninfo,
+                min_size=min_size,
+                max_size=max_size,
+                kwargs=self.kwargs,
+                timeout=timeout,
+                name=self._name,
+                open=False,
+                # The pool retries a failed connect with doubling delays (1, 2, 4, 8 s...) for
+                # this long, then gives up and lets the next caller start a fresh attempt at
+                # once. Short, so that after a long outage the pool is back within ~2 s of the
+                # server, not 30 s later.
+                reconnect_timeout=RECONNECT_TIMEOUT,
+            )
+            self._pool.open(wait=False)
+
+    def close(self) -> None:
+        if self.owned and self._pool is not None:
+            self._pool.close(timeout=5)
+            self._pool = None
+
+    def connect(self, **overrides: Any) -> Connection[Any]:
+        """A dedicated autocommit connection outside the pool (LISTEN needs its own)."""
+        return psycopg.connect(self.conninfo, **{**self.kwargs, **overrides})
+
+    @contextmanager
+    def admin(self) -> Iterator[Connection[Any]]:
+        """For migrations and schema checks: a direct connection when bgjobs owns the settings
+        (a wrong URL or a down server then fails with libpq's own message, not a pool timeout),
+        else one of the caller's pooled connections (which may depend on the pool's setup)."""
+        if self.owned:
+            with self.connect() as conn:
+                yield conn
+        else:
+            with self.connection() as conn:
+                yield conn
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection[Any]]:
+        """A live pooled connection in autocommit mode (the caller's pool may use either)."""
+        pool = self.pool
+        for _ in range(pool.max_size + 2):
+            conn = pool.getconn()
+            if is_alive(conn):
+                break
+            conn.close()  # the pool sees it closed, drops it and opens a replacement
+            pool.putconn(conn)
+        else:
+            raise psycopg.OperationalError("no live connection in the bgjobs pool")
+        restore = not conn.autocommit
+        try:
+            if restore:
+                conn.autocommit = True
+            yield conn
+        finally:
+            if restore and conn.info.transaction_status == TransactionStatus.IDLE:
+                with suppress(psycopg.Error):
+                    conn.autocommit = False
+            pool.putconn(conn)

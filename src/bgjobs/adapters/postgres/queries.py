@@ -1,0 +1,356 @@
+"""Every statement the Postgres store runs, rendered once per schema.
+
+Templates name tables as ``{jobs}``, ``{archive}``...; ``Queries`` fills them with schema-qualified
+``sql.Identifier`` values and keeps the bytes, so the hot path neither composes SQL nor defeats
+psycopg's prepared-statement cache (which keys on the query text).
+
+Conventions: batches arrive as one JSON document unpacked by ``json_to_recordset`` (one C-speed
+``json.dumps`` instead of per-element array adaptation); durations arrive as integer microseconds
+(``_US``), so "1 day" is always 24 hours whatever the session's time zone.
+"""
+
+from __future__ import annotations
+
+from psycopg import sql
+
+from bgjobs.adapters.postgres.schema import compose
+
+HOT = (
+    "id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,"
+    " scheduled_at, reserved_by, reserved_at, lease_expires_at, unique_key, schedule, errors"
+)
+# As selected: the error history as text, parsed only when not empty (the usual case).
+HOT_OUT = HOT.replace("errors", "errors::text")
+ARCHIVE_OUT = (
+    "id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,"
+    " scheduled_at, reserved_by, reserved_at, unique_key, schedule, errors::text, state,"
+    " finished_at"
+)
+ARCHIVE = (
+    "id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,"
+    " scheduled_at, reserved_by, reserved_at, unique_key, schedule, errors, state, finished_at"
+)
+
+
+def _prefixed(columns: str, alias: str) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
+# Hot-table rows come back with now() appended: the state (available/scheduled) is derived from it.
+_RETURN_HOT = f"RETURNING {HOT_OUT}, now()"
+_INSERT_COLUMNS = (
+    "queue, name, payload, priority, max_attempts, available_at, scheduled_at, unique_key, schedule"
+)
+
+# One job due now, no unique key or schedule: the usual enqueue, as lean as a bare INSERT. NOTIFY
+# in RETURNING runs in the same statement and fires on commit only.
+INSERT_NOW = """
+INSERT INTO {jobs} (queue, name, payload, priority, max_attempts, available_at, scheduled_at)
+VALUES (%s, %s, %s, %s, %s, now(), now())
+RETURNING id, created_at, available_at, now(), pg_notify(%s, queue) IS NULL
+"""
+
+# Any other single job. NOTIFY rides in the same statement and fires on commit only. Only
+# what the database decided comes back; the caller knows the rest.
+_US = " * interval '1 microsecond'"
+_AT = f"COALESCE(%(available_at)s::timestamptz, now() + %(delay_us)s::bigint{_US})"
+INSERT_ONE = f"""
+WITH ins AS (
+    INSERT INTO {{jobs}} ({_INSERT_COLUMNS})
+    VALUES (%(queue)s, %(name)s, %(payload)s, %(priority)s, %(max_attempts)s, {_AT}, {_AT},
+            %(unique_key)s, %(schedule)s)
+    ON CONFLICT DO NOTHING
+    RETURNING id, created_at, available_at, queue
+)
+SELECT id, created_at, available_at, now(), pg_notify(%(channel)s, queue) IS NULL FROM ins
+"""
+
+# Many jobs: arrays in, one statement; ids are assigned in input order (ORDER BY ord).
+INSERT_MANY = f"""
+WITH v AS (
+    SELECT u.*, COALESCE(u.available_at, now() + u.delay_us{_US}) AS at
+    FROM ROWS FROM (json_to_recordset(%(jobs)s::json)
+             AS (queue text, name text, payload text, priority int, max_attempts int,
+                 available_at timestamptz, delay_us bigint, unique_key text, schedule text))
+         WITH ORDINALITY AS u(queue, name, payload, priority, max_attempts, available_at,
+                              delay_us, unique_key, schedule, ord)
+), ins AS (
+    INSERT INTO {{jobs}} ({_INSERT_COLUMNS})
+    SELECT queue, name, payload, priority, max_attempts, at, at, unique_key, schedule
+    FROM v ORDER BY ord
+    ON CONFLICT DO NOTHING
+    RETURNING {HOT}
+)
+SELECT {_prefixed(HOT_OUT, "ins")}, now(), pg_notify(%(channel)s, ins.queue)::text FROM ins
+ORDER BY ins.id
+"""
+
+CLAIM = f"""
+UPDATE {{jobs}} SET reserved_by = %(node)s, reserved_at = now(),
+    lease_expires_at = now() + %(lease_us)s::bigint{_US}, attempt = attempt + 1
+WHERE id IN (
+    SELECT id FROM {{jobs}}
+    WHERE queue = %(queue)s AND reserved_by IS NULL AND available_at <= now()
+    ORDER BY priority, available_at, id
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+{_RETURN_HOT}
+"""
+
+# Runs after pg_advisory_xact_lock on the queue, in a later statement (so a later snapshot):
+# the head by FIFO order, only when nothing of the queue is running anywhere. (With nothing
+# running, the head of the waiting rows is the head of the queue.)
+CLAIM_BLOCKING = f"""
+UPDATE {{jobs}} SET reserved_by = %(node)s, reserved_at = now(),
+    lease_expires_at = now() + %(lease_us)s::bigint{_US}, attempt = attempt + 1
+WHERE id = (SELECT id FROM {{jobs}} WHERE queue = %(queue)s AND reserved_by IS NULL
+            ORDER BY scheduled_at, id LIMIT 1)
+  AND available_at <= now()
+  AND NOT EXISTS (SELECT 1 FROM {{jobs}} WHERE queue = %(queue)s AND reserved_by IS NOT NULL)
+{_RETURN_HOT}
+"""
+
+QUEUE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+
+NEXT_DUE = "SELECT min(available_at) FROM {jobs} WHERE queue = %s AND reserved_by IS NULL"
+
+# A batch of completions in one statement. Each row is fenced on (id, reserved_by, attempt);
+# finishing rows move to the archive (or vanish: keep = false), the rest go back to the queue.
+# The data-modifying CTEs share one snapshot and touch disjoint rows (ids are unique per call).
+_ARCHIVE_ERRORS = (
+    "CASE WHEN f.error IS NULL THEN f.errors ELSE f.errors || jsonb_build_array(f.error) END"
+)
+COMPLETE = f"""
+WITH d AS (
+    SELECT * FROM json_to_recordset(%s::json)
+        AS d(id bigint, node text, attempt int, kind text, keep bool, error jsonb, delay_us bigint)
+), fin AS (
+    DELETE FROM {{jobs}} j USING d
+    WHERE d.kind IN ('succeeded', 'failed', 'discarded')
+      AND j.id = d.id AND j.reserved_by = d.node AND j.attempt = d.attempt
+    RETURNING {_prefixed(HOT, "j")}, d.kind, d.keep, d.error
+), arch AS (
+    INSERT INTO {{archive}} ({ARCHIVE})
+    SELECT id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,
+           scheduled_at, reserved_by, reserved_at, unique_key, schedule, {_ARCHIVE_ERRORS},
+           kind, now()
+    FROM fin f WHERE f.keep
+    ON CONFLICT (id) DO UPDATE SET {
+    ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in ARCHIVE.split(",")[1:])
+}
+), back AS (
+    UPDATE {{jobs}} j SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
+        attempt = CASE WHEN d.kind = 'snoozed' THEN j.attempt - 1 ELSE j.attempt END,
+        available_at = now() + d.delay_us{_US},
+        errors = CASE WHEN d.error IS NULL THEN j.errors
+                 ELSE j.errors || jsonb_build_array(d.error) END
+    FROM d
+    WHERE d.kind IN ('retry', 'snoozed')
+      AND j.id = d.id AND j.reserved_by = d.node AND j.attempt = d.attempt
+    RETURNING j.id
+)
+SELECT id, schedule, scheduled_at, kind FROM fin
+UNION ALL SELECT id, NULL, NULL, NULL FROM back
+"""
+
+SCHEDULE_FINISHED = """
+UPDATE {schedules} SET last_due_at = %s, last_finished_at = now(), last_outcome = %s
+WHERE name = %s
+"""
+
+EXTEND_ALL = (
+    f"UPDATE {{jobs}} SET lease_expires_at = now() + %s::bigint{_US} WHERE reserved_by = %s"
+)
+EXTEND_SOME = EXTEND_ALL + " AND id = ANY(%s::bigint[])"
+
+RELEASE = f"""
+WITH rel AS (
+    UPDATE {{jobs}} SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
+        attempt = greatest(attempt - 1, 0)
+    WHERE reserved_by = %(node)s AND id = ANY(%(ids)s::bigint[])
+    RETURNING {HOT}
+)
+SELECT {_prefixed(HOT_OUT, "rel")}, now(), pg_notify(%(channel)s, rel.queue)::text FROM rel
+"""
+
+HEARTBEAT = """
+INSERT INTO {nodes} (id, host, pid, started_at, heartbeat_at, queues)
+VALUES (%s, %s, %s, %s, now(), %s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), queues = EXCLUDED.queues
+"""
+REMOVE_NODE = "DELETE FROM {nodes} WHERE id = %s"
+LIST_NODES = "SELECT id, host, pid, started_at, heartbeat_at, queues FROM {nodes} ORDER BY id"
+
+EXPIRED = f"""
+SELECT {HOT_OUT}, now() FROM {{jobs}}
+WHERE reserved_by IS NOT NULL AND lease_expires_at < now()
+ORDER BY id
+FOR UPDATE SKIP LOCKED
+"""
+# Rescue: back to the queue with the rescue error appended; the attempt still counts.
+RESCUE_RELEASE = """
+UPDATE {jobs} j SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
+    available_at = now(), errors = j.errors || jsonb_build_array(r.error)
+FROM json_to_recordset(%(rows)s::json) AS r(id bigint, error jsonb)
+WHERE j.id = r.id
+RETURNING pg_notify(%(channel)s, j.queue)::text
+"""
+RESCUE_FAIL = f"""
+WITH r AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json) AS r(id bigint, error jsonb)
+), gone AS (
+    DELETE FROM {{jobs}} j USING r WHERE j.id = r.id
+    RETURNING {_prefixed(HOT, "j")}, r.error
+)
+INSERT INTO {{archive}} ({ARCHIVE})
+SELECT id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,
+       scheduled_at, reserved_by, reserved_at, unique_key, schedule,
+       errors || jsonb_build_array(error), 'failed', now()
+FROM gone
+ON CONFLICT (id) DO NOTHING
+"""
+FORGET_NODES = f"DELETE FROM {{nodes}} WHERE heartbeat_at < now() - %s::bigint{_US}"
+
+SCHEDULE_LOCK = QUEUE_LOCK
+SCHEDULE_DEFINITION = "SELECT definition FROM {schedules} WHERE name = %s"
+SCHEDULE_UPSERT = """
+INSERT INTO {schedules} (name, definition, queue) VALUES (%s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition, queue = EXCLUDED.queue
+"""
+BY_UNIQUE_KEY = f"SELECT {HOT_OUT}, now() FROM {{jobs}} WHERE unique_key = %s FOR UPDATE"
+DELETE_HOT = "DELETE FROM {jobs} WHERE id = %s"
+SCHEDULE_STATES = """
+SELECT s.name, s.definition, s.queue, j.available_at, j.reserved_by,
+       s.last_due_at, s.last_finished_at, s.last_outcome
+FROM {schedules} s LEFT JOIN {jobs} j ON j.unique_key = %s || s.name
+ORDER BY s.name
+"""
+
+GET_HOT = f"SELECT {HOT_OUT}, now() FROM {{jobs}} WHERE id = %s"
+GET_HOT_FOR_UPDATE = GET_HOT + " FOR UPDATE"
+GET_ARCHIVED = f"SELECT {ARCHIVE_OUT} FROM {{archive}} WHERE id = %s"
+LIST_HOT = f"""
+SELECT {HOT_OUT}, now() FROM {{jobs}}
+WHERE (%(name)s::text IS NULL OR name = %(name)s)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND CASE %(state)s::text
+        WHEN 'running' THEN reserved_by IS NOT NULL
+        WHEN 'available' THEN reserved_by IS NULL AND available_at <= now()
+        WHEN 'scheduled' THEN reserved_by IS NULL AND available_at > now()
+        ELSE true END
+ORDER BY id DESC LIMIT %(limit)s
+"""
+LIST_ARCHIVED = f"""
+SELECT {ARCHIVE_OUT} FROM {{archive}}
+WHERE (%(name)s::text IS NULL OR name = %(name)s)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+  AND (%(state)s::text IS NULL OR state = %(state)s)
+ORDER BY id DESC LIMIT %(limit)s
+"""
+
+STATS_HOT = """
+SELECT queue,
+       count(*) FILTER (WHERE reserved_by IS NULL AND available_at <= now()),
+       count(*) FILTER (WHERE reserved_by IS NULL AND available_at > now()),
+       count(*) FILTER (WHERE reserved_by IS NOT NULL)
+FROM {jobs} GROUP BY queue
+"""
+STATS_FAILED = """
+SELECT queue, count(*) FROM {archive} WHERE state IN ('failed', 'discarded') GROUP BY queue
+"""
+STATS_RECENT = f"""
+SELECT queue, state, count(*) FROM {{archive}}
+WHERE state IN ('succeeded', 'failed', 'discarded') AND finished_at >= now() - %s::bigint{_US}
+GROUP BY queue, state
+"""
+
+# Finished jobs back to the hot table under their old id, attempts reset, due now. A retried
+# scheduled run does not take back the schedule's unique key (it would block the next run).
+RETRY = f"""
+WITH moved AS (
+    DELETE FROM {{archive}}
+    WHERE state IN ('failed', 'discarded', 'cancelled')
+      AND (%(all)s OR id = ANY(%(ids)s::bigint[]))
+      AND (%(name)s::text IS NULL OR name = %(name)s)
+    RETURNING {ARCHIVE}
+), ins AS (
+    INSERT INTO {{jobs}} (id, queue, name, payload, priority, attempt, max_attempts,
+                         available_at, created_at, scheduled_at, schedule, errors)
+    OVERRIDING SYSTEM VALUE
+    SELECT id, queue, name, payload, priority, 0, max_attempts, now(), created_at, now(),
+           schedule, errors
+    FROM moved
+    RETURNING id, queue
+)
+SELECT id, pg_notify(%(channel)s, queue)::text FROM ins ORDER BY id
+"""
+
+CANCEL = f"""
+WITH gone AS (
+    DELETE FROM {{jobs}} WHERE id = %s RETURNING {HOT}
+)
+INSERT INTO {{archive}} ({ARCHIVE})
+SELECT id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,
+       scheduled_at, reserved_by, reserved_at, unique_key, schedule, errors, 'cancelled', now()
+FROM gone
+ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, finished_at = EXCLUDED.finished_at
+RETURNING {ARCHIVE_OUT}
+"""
+RESERVED_BY_FOR_UPDATE = "SELECT reserved_by FROM {jobs} WHERE id = %s FOR UPDATE"
+DELETE_ARCHIVED = "DELETE FROM {archive} WHERE id = %s"
+
+NOW_MINUS = f"SELECT now() - %s::bigint{_US}"
+# ANY(ARRAY(...)) so each slice deletes by primary key instead of hash-joining the whole archive.
+PRUNE_SLICE = """
+DELETE FROM {archive} WHERE id = ANY(ARRAY(
+    SELECT id FROM {archive} WHERE state = ANY(%s::text[]) AND finished_at < %s LIMIT %s
+))
+"""
+
+
+class Queries:
+    """The statements above for one schema, as bytes ready for ``cursor.execute``."""
+
+    def __init__(self, schema: str) -> None:
+        def render(template: str) -> bytes:
+            composed: sql.Composed = compose(template, schema)
+            return composed.as_bytes(None)
+
+        self.insert_now = render(INSERT_NOW)
+        self.insert_one = render(INSERT_ONE)
+        self.insert_many = render(INSERT_MANY)
+        self.claim = render(CLAIM)
+        self.claim_blocking = render(CLAIM_BLOCKING)
+        self.next_due = render(NEXT_DUE)
+        self.complete = render(COMPLETE)
+        self.schedule_finished = render(SCHEDULE_FINISHED)
+        self.extend_all = render(EXTEND_ALL)
+        self.extend_some = render(EXTEND_SOME)
+        self.release = render(RELEASE)
+        self.heartbeat = render(HEARTBEAT)
+        self.remove_node = render(REMOVE_NODE)
+        self.list_nodes = render(LIST_NODES)
+        self.expired = render(EXPIRED)
+        self.rescue_release = render(RESCUE_RELEASE)
+        self.rescue_fail = render(RESCUE_FAIL)
+        self.forget_nodes = render(FORGET_NODES)
+        self.schedule_definition = render(SCHEDULE_DEFINITION)
+        self.schedule_upsert = render(SCHEDULE_UPSERT)
+        self.by_unique_key = render(BY_UNIQUE_KEY)
+        self.delete_hot = render(DELETE_HOT)
+        self.schedule_states = render(SCHEDULE_STATES)
+        self.get_hot = render(GET_HOT)
+        self.get_hot_for_update = render(GET_HOT_FOR_UPDATE)
+        self.get_archived = render(GET_ARCHIVED)
+        self.list_hot = render(LIST_HOT)
+        self.list_archived = render(LIST_ARCHIVED)
+        self.stats_hot = render(STATS_HOT)
+        self.stats_failed = render(STATS_FAILED)
+        self.stats_recent = render(STATS_RECENT)
+        self.retry = render(RETRY)
+        self.cancel = render(CANCEL)
+        self.reserved_by_for_update = render(RESERVED_BY_FOR_UPDATE)
+        self.delete_archived = render(DELETE_ARCHIVED)
+        self.prune_slice = render(PRUNE_SLICE)
+        self.now_minus = render(NOW_MINUS)

@@ -1,0 +1,130 @@
+"""Conversions between Postgres rows (see queries.HOT / queries.ARCHIVE) and bgjobs records."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bgjobs.adapters.base import NodeInfo, hot_state
+from bgjobs.job import Job, JobError, JobState, NewJob
+
+Row = Sequence[Any]
+# A JSON \u0000 escape: an odd number of backslashes before u0000 (an even number is a literal).
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def utc(moment: datetime) -> datetime:
+    """psycopg returns timestamptz in the session's time zone; bgjobs hands out UTC."""
+    return moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+
+
+def maybe_utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else utc(moment)
+
+
+def parse_errors(text: str | None) -> tuple[JobError, ...]:
+    """The error history, selected as ``errors::text`` (most jobs have none: skip the parse)."""
+    if not text or text == "[]":
+        return ()
+    try:
+        return tuple(JobError.from_dict(item) for item in json.loads(text))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        # A damaged history must not make the job unreadable.
+        return ()
+
+
+def us(delta: timedelta) -> int:
+    """A duration in whole microseconds; SQL multiplies it by ``interval '1 microsecond'``."""
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def batch_json(rows: list[dict[str, Any]]) -> str:
+    """A batch as one JSON document for ``json_to_recordset``. Text columns cannot hold NUL, so
+    an escaped NUL (only ever seen in error messages) is kept as visible text instead."""
+    text = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    return _NUL_ESCAPE.sub(r"\1\\\\u0000", text) if "\\u0000" in text else text
+
+
+def error_dict(error: JobError | None) -> dict[str, Any] | None:
+    return None if error is None else error.to_dict()
+
+
+def hot_job(row: Row) -> Job:
+    """A hot-table row selected as ``HOT, now()``."""
+    available_at = utc(row[7])
+    reserved_by = row[10]
+    return Job(
+        id=row[0],
+        queue=row[1],
+        name=row[2],
+        raw_payload=row[3],
+        state=hot_state(reserved_by, available_at, row[16]),
+        priority=row[4],
+        attempt=row[5],
+        max_attempts=row[6],
+        available_at=available_at,
+        created_at=utc(row[8]),
+        scheduled_at=utc(row[9]),
+        reserved_by=reserved_by,
+        reserved_at=maybe_utc(row[11]),
+        lease_expires_at=maybe_utc(row[12]),
+        unique_key=row[13],
+        schedule=row[14],
+        errors=parse_errors(row[15]),
+    )
+
+
+def inserted_job(new: NewJob, row: Row) -> Job:
+    """A job from the insert's ``id, created_at, available_at, now()`` and what was sent."""
+    available_at = utc(row[2])
+    return Job(
+        id=row[0],
+        queue=new.queue,
+        name=new.name,
+        raw_payload=new.raw_payload,
+        state=hot_state(None, available_at, row[3]),
+        priority=new.priority,
+        attempt=0,
+        max_attempts=new.max_attempts,
+        available_at=available_at,
+        created_at=utc(row[1]),
+        scheduled_at=available_at,
+        unique_key=new.unique_key,
+        schedule=new.schedule,
+    )
+
+
+def archived_job(row: Row) -> Job:
+    return Job(
+        id=row[0],
+        queue=row[1],
+        name=row[2],
+        raw_payload=row[3],
+        priority=row[4],
+        attempt=row[5],
+        max_attempts=row[6],
+        available_at=utc(row[7]),
+        created_at=utc(row[8]),
+        scheduled_at=utc(row[9]),
+        reserved_by=row[10],
+        reserved_at=maybe_utc(row[11]),
+        unique_key=row[12],
+        schedule=row[13],
+        errors=parse_errors(row[14]),
+        state=JobState(row[15]),
+        finished_at=utc(row[16]),
+    )
+
+
+def node_info(row: Row) -> NodeInfo:
+    return NodeInfo(
+        id=row[0],
+        host=row[1],
+        pid=row[2],
+        started_at=utc(row[3]),
+        heartbeat_at=utc(row[4]),
+        queues=tuple(row[5]),
+    )
