@@ -26,8 +26,6 @@ MIGRATIONS: dict[int, list[str]] = {
         # The claim walks this partial index in claim order and never sees running rows.
         """CREATE INDEX bgjobs_jobs_claim ON bgjobs_jobs (queue, priority, available_at, id)
            WHERE reserved_by IS NULL""",
-        """CREATE INDEX bgjobs_jobs_due ON bgjobs_jobs (queue, available_at)
-           WHERE reserved_by IS NULL""",
         """CREATE INDEX bgjobs_jobs_fifo ON bgjobs_jobs (queue, scheduled_at, id)""",
         """CREATE INDEX bgjobs_jobs_leases ON bgjobs_jobs (queue, lease_expires_at)
            WHERE reserved_by IS NOT NULL""",
