@@ -12,7 +12,8 @@ from tests.conftest import wait_until
 import bgjobs
 from bgjobs.adapters.base import NodeInfo, QueueStats
 from bgjobs.cli.live import LiveView, Throughput, run_live
-from bgjobs.cli.render import EventRow, QueueRow, ScheduleRow, Snapshot, dashboard, relative
+from bgjobs.cli.render import EventRow, QueueRow, Snapshot, dashboard, relative
+from bgjobs.runtime.app import ScheduleInfo
 
 NOW = datetime(2025, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -32,7 +33,7 @@ def test_dashboard_renders_known_data() -> None:
             QueueRow(QueueStats("other", 1, 0, 0, 0, 0, 0), slots=None, throughput=0.0),
         ],
         schedules=[
-            ScheduleRow(
+            ScheduleInfo(
                 "cleanup",
                 "cron '*/10 * * * * *' tz=UTC",
                 "scheduled",
@@ -41,7 +42,7 @@ def test_dashboard_renders_known_data() -> None:
                 NOW - timedelta(seconds=7),
                 "succeeded",
             ),
-            ScheduleRow(
+            ScheduleInfo(
                 "report", "every 1h", "scheduled", NOW + timedelta(minutes=42), True, None, None
             ),
         ],

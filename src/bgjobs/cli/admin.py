@@ -13,9 +13,10 @@ from bgjobs.cli.database import connected, database_option, migrate_database, re
 from bgjobs.cli.loading import load_runtime
 from bgjobs.cli.output import job_to_dict, print_json
 from bgjobs.cli.params import AWARE_DATETIME, DURATION, JSON_VALUE, CommaList
-from bgjobs.cli.render import QueueRow, ScheduleRow, clock, duration_text, relative, status_view
+from bgjobs.cli.render import QueueRow, clock, duration_text, relative, status_view
 from bgjobs.job import FINISHED_STATES, Job, JobState, NewJob
 from bgjobs.payload import JSON, encode_payload
+from bgjobs.runtime.app import ScheduleInfo
 
 DEFAULT_QUEUE = "default"
 FINISHED = tuple(s.value for s in JobState if s in FINISHED_STATES)
@@ -39,18 +40,7 @@ def status(database_url: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"at": now, "queues": stats, "schedules": schedules, "nodes": nodes})
         return
-    rows = [
-        ScheduleRow(
-            s.name,
-            s.definition,
-            s.queue,
-            s.next_run_at,
-            s.running,
-            s.last_finished_at,
-            s.last_outcome,
-        )
-        for s in schedules
-    ]
+    rows = [ScheduleInfo.from_state(s) for s in schedules]
     Console().print(status_view([QueueRow(s) for s in stats], rows, nodes, now))
 
 

@@ -24,7 +24,6 @@ from bgjobs.cli.output import event_level, one_line
 from bgjobs.cli.render import (
     EventRow,
     QueueRow,
-    ScheduleRow,
     Snapshot,
     dashboard,
     duration_text,
@@ -37,7 +36,7 @@ from bgjobs.events import (
     RuntimeStarted,
     RuntimeStopped,
 )
-from bgjobs.runtime.app import BgJobs
+from bgjobs.runtime.app import BgJobs, ScheduleInfo
 
 RECENT = timedelta(minutes=1)  # the "ok 1m" / "failed 1m" columns
 SLOW_QUERY_FACTOR = 10  # after a status refresh taking t seconds, wait at least 10 t
@@ -96,7 +95,7 @@ class LiveView:
         self._started = threading.Event()
         self._stopped = threading.Event()
         self._stats: list[QueueStats] = []
-        self._schedules: list[ScheduleRow] = []
+        self._schedules: list[ScheduleInfo] = []
         self._nodes: list[NodeInfo] = []
         self._problem: str | None = None
         self._store: Store | None = None
@@ -121,18 +120,7 @@ class LiveView:
             if self._store is None:
                 self._store, self._owns_store = status_store(self.bg)
             self._stats = self._store.queue_stats(RECENT)
-            self._schedules = [
-                ScheduleRow(
-                    s.name,
-                    s.schedule,
-                    s.queue,
-                    s.next_run_at,
-                    s.running,
-                    s.last_finished_at,
-                    s.last_outcome,
-                )
-                for s in self.bg.schedules()
-            ]
+            self._schedules = self.bg.schedules()
             self._nodes = self._store.list_nodes()
             self._problem = None
         except Exception as exc:  # the database may be down for a while; keep drawing

@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bgjobs.adapters.base import NodeInfo, QueueStats
+from bgjobs.runtime.app import ScheduleInfo
 
 OUTCOME_STYLES = {"succeeded": "green", "failed": "red", "discarded": "red", "cancelled": "yellow"}
 LEVEL_STYLES = {"ERROR": "red", "WARN": "yellow", "INFO": ""}
@@ -25,17 +26,6 @@ class QueueRow:
     stats: QueueStats
     slots: tuple[int, int] | None = None  # live view: (in handlers on this node, max)
     throughput: float | None = None  # live view: jobs/s finished by this node lately
-
-
-@dataclass(frozen=True)
-class ScheduleRow:
-    name: str
-    schedule: str
-    queue: str
-    next_run_at: datetime | None
-    running: bool
-    last_finished_at: datetime | None
-    last_outcome: str | None
 
 
 @dataclass(frozen=True)
@@ -52,7 +42,7 @@ class Snapshot:
     title: str
     now: datetime
     queues: Sequence[QueueRow] = ()
-    schedules: Sequence[ScheduleRow] = ()
+    schedules: Sequence[ScheduleInfo] = ()
     nodes: Sequence[NodeInfo] = ()
     events: Sequence[EventRow] = ()
     this_node: str | None = None
@@ -153,7 +143,7 @@ def queue_table(rows: Sequence[QueueRow], *, live: bool = False) -> Table:
     return table
 
 
-def schedule_table(rows: Sequence[ScheduleRow], now: datetime) -> Table:
+def schedule_table(rows: Sequence[ScheduleInfo], now: datetime) -> Table:
     table = new_table("Scheduled jobs")
     for name in ("name", "schedule", "queue", "next run (UTC)", "last outcome"):
         table.add_column(name, no_wrap=name != "schedule")
@@ -221,7 +211,7 @@ def event_table(events: Sequence[EventRow]) -> Table:
 
 def status_view(
     queues: Sequence[QueueRow],
-    schedules: Sequence[ScheduleRow],
+    schedules: Sequence[ScheduleInfo],
     nodes: Sequence[NodeInfo],
     now: datetime,
     this_node: str | None = None,

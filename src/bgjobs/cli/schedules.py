@@ -10,7 +10,7 @@ from rich.console import Console
 
 from bgjobs.cli.loading import load_runtime
 from bgjobs.cli.output import CliUsageError, print_json
-from bgjobs.cli.render import ScheduleRow, new_table, relative, schedule_table
+from bgjobs.cli.render import new_table, relative, schedule_table
 from bgjobs.errors import ScheduleError
 from bgjobs.schedule import cron as parse_cron
 from bgjobs.schedule import next_times
@@ -40,19 +40,7 @@ def schedules(target: str, as_json: bool) -> None:
     if not infos:
         click.echo(f"{target} has no scheduled jobs")
         return
-    rows = [
-        ScheduleRow(
-            i.name,
-            i.schedule,
-            i.queue,
-            i.next_run_at,
-            i.running,
-            i.last_finished_at,
-            i.last_outcome,
-        )
-        for i in infos
-    ]
-    Console().print(schedule_table(rows, now))
+    Console().print(schedule_table(infos, now))
     if any(info.next_run_at is None for info in infos):
         click.echo("A next run shows '-' until `bgjobs run` registers the schedule.")
 

@@ -16,7 +16,7 @@ from enum import StrEnum
 from types import FrameType, TracebackType
 from typing import Any
 
-from bgjobs.adapters.base import Applied, Completion, NodeInfo, Outcome, Store
+from bgjobs.adapters.base import Applied, Completion, NodeInfo, Outcome, ScheduleState, Store
 from bgjobs.builder import BgJobsSpec, QueueSpec, ScheduledJobSpec, WorkerSpec
 from bgjobs.errors import ConfigError, RuntimeStateError, UnknownWorkerError
 from bgjobs.events import (
@@ -77,6 +77,19 @@ class ScheduleInfo:
     running: bool
     last_finished_at: datetime | None
     last_outcome: str | None
+
+    @classmethod
+    def from_state(cls, state: ScheduleState) -> ScheduleInfo:
+        """From what the database knows (its stored definition stands in for the schedule)."""
+        return cls(
+            name=state.name,
+            schedule=state.definition,
+            queue=state.queue,
+            next_run_at=state.next_run_at,
+            running=state.running,
+            last_finished_at=state.last_finished_at,
+            last_outcome=state.last_outcome,
+        )
 
 
 @dataclass(frozen=True)
