@@ -44,7 +44,7 @@ from bgjobs.events import Event, Listener, logging_listener
 from bgjobs.job import Discard, Job, JobError, JobState, Snooze
 from bgjobs.retry import constant, exponential
 from bgjobs.runtime.app import BgJobs, JobRequest, ScheduleInfo
-from bgjobs.schedule import cron, every, schedule
+from bgjobs.schedules import cron, every, schedule
 
 __version__ = "0.1.0"
 

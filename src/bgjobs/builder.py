@@ -22,7 +22,7 @@ from bgjobs.retry import Backoff, ExponentialBackoff
 
 if TYPE_CHECKING:
     from bgjobs.runtime.app import BgJobs
-    from bgjobs.schedule import Schedule
+    from bgjobs.schedules import Schedule
 
 Handler = Callable[[Job], Any] | Callable[[Job], Awaitable[Any]]
 
@@ -137,8 +137,8 @@ class QueueSpec:
         _check_name("queue", self.name)
         if needs_workers and not self.workers:
             raise ConfigError(
-                f"queue {self.name!r} has no workers; add one with "
-                ".with_worker(bgjobs.worker(name, handler))"
+                f"queue {self.name!r} has no workers and no scheduled job runs on it; add one "
+                "with .with_worker(bgjobs.worker(name, handler))"
             )
         _at_least_one(f"queue {self.name!r} max_concurrent_jobs", self.max_concurrent_jobs)
         _at_least_one(f"queue {self.name!r} max_attempts", self.max_attempts)
@@ -268,6 +268,7 @@ class BgJobsSpec:
                 f"interval ({self.heartbeat_interval}) or live nodes would be rescued"
             )
         seen_queues: set[str] = set()
+        scheduled_targets = {s.queue for s in self.scheduled_jobs}
         for spec in self.queues:
             if spec.name in seen_queues:
                 raise ConfigError(
@@ -275,7 +276,7 @@ class BgJobsSpec:
                     "definition and add all its workers to it"
                 )
             seen_queues.add(spec.name)
-            spec.validate()
+            spec.validate(needs_workers=spec.name not in scheduled_targets)
         owners: dict[str, str] = {}
         for spec in self.queues:
             for w in spec.workers:

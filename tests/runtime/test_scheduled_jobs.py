@@ -51,7 +51,7 @@ def test_registration_policies() -> None:
     assert coalesce.overdue_run is not None and coalesce.overdue_run.available_at == now
     assert skip.overdue_run is not None
     assert skip.overdue_run.available_at == T0 + timedelta(seconds=10)
-    assert coalesce.definition != skip.definition
+    assert coalesce.definition == skip.definition == "every 10s"
 
 
 # in the runtime, on both backends ------------------------------------------------------------

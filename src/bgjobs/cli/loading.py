@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bgjobs.builder import BgJobsSpec
-from bgjobs.runtime.app import BgJobs
+from bgjobs.runtime.app import BgJobs, no_start_while_importing
 
 EXPECTED = (
     "a bgjobs.BgJobs runtime (the result of .build()), a bgjobs.BgJobsSpec builder, "
@@ -62,6 +62,11 @@ def load_object(target: str) -> object:
 
 
 def resolve(target: str) -> BgJobs | BgJobsSpec:
+    with no_start_while_importing(target):
+        return _resolve(target)
+
+
+def _resolve(target: str) -> BgJobs | BgJobsSpec:
     value = load_object(target)
     if isinstance(value, BgJobs | BgJobsSpec):
         return value

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from bgjobs.payload import JSON
-from bgjobs.schedule import parse_duration
+from bgjobs.schedules import parse_duration
 
 if TYPE_CHECKING:
     from click import ParamType
@@ -23,7 +23,7 @@ else:
 
 
 class Duration(ParamType[timedelta]):
-    """``30s``, ``5m``, ``1h30m``, ``7d`` (bgjobs.schedule.parse_duration)."""
+    """``30s``, ``5m``, ``1h30m``, ``7d`` (bgjobs.schedules.parse_duration)."""
 
     name = "duration"
 

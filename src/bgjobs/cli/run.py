@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
 import click
 
@@ -15,7 +10,6 @@ from bgjobs.cli.live import run_live
 from bgjobs.cli.loading import load_runtime
 from bgjobs.cli.output import EventPrinter
 from bgjobs.cli.params import CommaList
-from bgjobs.runtime.app import BgJobs
 
 
 @click.command()
@@ -64,30 +58,10 @@ def run(
     if live and as_json:
         raise click.UsageError("--json writes event lines; it cannot be combined with --live")
     bg = load_runtime(target, queues=queues, concurrency=concurrency)
-    with signals_never_interrupt_the_drain(bg):
-        if live if live is not None else (not as_json and sys.stdout.isatty()):
-            run_live(bg)
-        else:
-            bg.add_listener(EventPrinter(as_json=as_json))
-            bg.run()
+    # bg.run() owns SIGINT/SIGTERM: the first drains, a second skips the grace period.
+    if live if live is not None else (not as_json and sys.stdout.isatty()):
+        run_live(bg)
+    else:
+        bg.add_listener(EventPrinter(as_json=as_json))
+        bg.run()
 
-
-@contextmanager
-def signals_never_interrupt_the_drain(bg: BgJobs) -> Iterator[None]:
-    """``bg.run()`` handles SIGINT/SIGTERM while it runs, but puts the previous handlers back
-    before it drains. Make those previous handlers harmless, so a second Ctrl-C (or SIGTERM)
-    during the drain cannot raise KeyboardInterrupt inside ``stop()`` or kill the process
-    before running jobs are handed back."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        bg.request_stop()
-
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

@@ -12,8 +12,8 @@ from bgjobs.cli.loading import load_runtime
 from bgjobs.cli.output import CliUsageError, print_json
 from bgjobs.cli.render import new_table, relative, schedule_table
 from bgjobs.errors import ScheduleError
-from bgjobs.schedule import cron as parse_cron
-from bgjobs.schedule import next_times
+from bgjobs.schedules import cron as parse_cron
+from bgjobs.schedules import next_times
 
 
 @click.command()

@@ -9,7 +9,8 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -97,6 +98,20 @@ class _Route:
     worker: WorkerSpec
     queue: QueueSpec
     scheduled: ScheduledJobSpec | None
+
+
+_import_guard = threading.local()
+
+
+@contextmanager
+def no_start_while_importing(target: str) -> Iterator[None]:
+    """While the CLI imports an app, a ``start()``/``run()`` at module level is refused with a
+    hint instead of silently running jobs before the CLI is ready."""
+    _import_guard.target = target
+    try:
+        yield
+    finally:
+        _import_guard.target = None
 
 
 def new_node_id() -> str:
@@ -311,6 +326,13 @@ class BgJobs:
     # lifecycle ---------------------------------------------------------------------------------
     def start(self) -> BgJobs:
         """Start processing in background threads and return at once."""
+        importing = getattr(_import_guard, "target", None)
+        if importing is not None:
+            raise RuntimeStateError(
+                f"{importing} starts its runtime while being imported (bg.run() or bg.start() "
+                "at module level); put that under `if __name__ == \"__main__\":` so "
+                "`bgjobs run` can start it"
+            )
         with self._state_lock:
             if self._state is not State.BUILT:
                 raise RuntimeStateError(

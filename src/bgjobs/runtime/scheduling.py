@@ -8,7 +8,7 @@ from datetime import datetime
 from bgjobs.adapters.base import ScheduleRegistration, schedule_key
 from bgjobs.builder import MissedRuns, ScheduledJobSpec
 from bgjobs.job import NewJob
-from bgjobs.schedule import Schedule
+from bgjobs.schedules import Schedule
 
 # Catching up by stepping occurrence by occurrence is bounded; past it we run "now".
 _MAX_CATCH_UP_STEPS = 100_000
@@ -55,7 +55,7 @@ def registration(spec: ScheduledJobSpec, queue: str, now: datetime) -> ScheduleR
     overdue = upcoming if spec.missed is MissedRuns.SKIP else now
     return ScheduleRegistration(
         name=spec.name,
-        definition=f"{spec.schedule.describe()} queue={queue} missed={spec.missed.value}",
+        definition=spec.schedule.describe(),
         first_run=run_at(spec, queue, upcoming),
         overdue_before=now,
         overdue_run=run_at(spec, queue, overdue),

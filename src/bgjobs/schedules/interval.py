@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bgjobs.errors import ScheduleError
-from bgjobs.schedule.durations import _ONE_US, _format_duration
-from bgjobs.schedule.timezones import _require_aware
+from bgjobs.schedules.durations import _ONE_US, _format_duration
+from bgjobs.schedules.timezones import _require_aware
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bgjobs.errors import ScheduleError
-from bgjobs.schedule.durations import _ONE_US
+from bgjobs.schedules.durations import _ONE_US
 
 
 def _require_aware(after: datetime) -> None:

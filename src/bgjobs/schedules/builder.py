@@ -1,5 +1,5 @@
 """The fluent schedule builder: :class:`FieldSchedule` and :func:`schedule`, which
-compile to a 6-field :class:`~bgjobs.schedule.cron_schedule.Cron`."""
+compile to a 6-field :class:`~bgjobs.schedules.cron_schedule.Cron`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from bgjobs.errors import ScheduleError
-from bgjobs.schedule.cron_fields import (
+from bgjobs.schedules.cron_fields import (
     _DOM,
     _DOW,
     _FIELDS,
@@ -21,8 +21,8 @@ from bgjobs.schedule.cron_fields import (
     _Field,
     _format_field,
 )
-from bgjobs.schedule.cron_schedule import Cron
-from bgjobs.schedule.timezones import _zone
+from bgjobs.schedules.cron_schedule import Cron
+from bgjobs.schedules.timezones import _zone
 
 _Value = int | str
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from croniter import CroniterBadDateError, croniter
 
 from bgjobs.errors import ScheduleError
-from bgjobs.schedule.cron_fields import (
+from bgjobs.schedules.cron_fields import (
     _DOM,
     _DOW,
     _FIELDS,
@@ -21,7 +21,7 @@ from bgjobs.schedule.cron_fields import (
     _format_field,
     _parse_field,
 )
-from bgjobs.schedule.timezones import _require_aware, _resolve, _zone
+from bgjobs.schedules.timezones import _require_aware, _resolve, _zone
 
 _ALIASES = {
     "@hourly": "0 * * * *",

@@ -32,10 +32,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from bgjobs.schedule.builder import FieldSchedule, schedule
-from bgjobs.schedule.cron_schedule import Cron, cron
-from bgjobs.schedule.durations import parse_duration
-from bgjobs.schedule.interval import Interval, every
+from bgjobs.schedules.builder import FieldSchedule, schedule
+from bgjobs.schedules.cron_schedule import Cron, cron
+from bgjobs.schedules.durations import parse_duration
+from bgjobs.schedules.interval import Interval, every
 
 __all__ = [
     "Cron",

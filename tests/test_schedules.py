@@ -1,4 +1,4 @@
-"""Tests for bgjobs.schedule: builder -> cron text, fire times vs croniter, DST, intervals,
+"""Tests for bgjobs.schedules: builder -> cron text, fire times vs croniter, DST, intervals,
 validation messages, describe() stability and parse_duration."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from croniter import croniter
 
 from bgjobs.errors import ScheduleError
-from bgjobs.schedule import (
+from bgjobs.schedules import (
     Cron,
     FieldSchedule,
     Interval,
