@@ -47,7 +47,7 @@ local = threading.local()
 
 def record(job):
     conn = getattr(local, "conn", None)
-    if conn is None:
+    if conn is None or conn.closed:
         conn = local.conn = psycopg.connect(url.split("?")[0], autocommit=True)
     conn.execute(insert, (job.id, str(os.getpid()), job.reserved_at))
 
@@ -62,6 +62,8 @@ def watch(event):
 bg = (
     bgjobs.new(bgjobs.postgres(url))
     .with_event_listener(watch)
+    # Quick rescue: a claim whose reply was lost to a killed connection is back within seconds.
+    .with_heartbeat(1, 5)
     .with_queue(
         bgjobs.queue("mn")
         .with_max_concurrent_jobs(concurrency)
@@ -141,9 +143,21 @@ def runtimes(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 _, err = proc.communicate()
-            if proc.returncode != 0 or err.strip():
+            problems = [line for line in err.splitlines() if not _connection_loss(line)]
+            if proc.returncode != 0 or problems:
                 errors.append(f"pid {proc.pid} exited {proc.returncode}: {err[-3000:]}")
     assert not errors, "\n".join(errors)
+
+
+# Other test runs on the shared server may terminate every backend (see
+# tests/reliability/test_postgres_faults.py); the runtime reports that and carries on by design.
+_LOSS_MARKERS = ("AdminShutdown", "OperationalError", "PoolTimeout", "terminating connection")
+
+
+def _connection_loss(line: str) -> bool:
+    if line.startswith("discarding closed connection"):  # psycopg_pool's own warning
+        return True
+    return line.startswith("problem: QueueError") and any(m in line for m in _LOSS_MARKERS)
 
 
 def producer(url: str) -> bgjobs.BgJobs:

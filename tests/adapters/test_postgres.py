@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import secrets
 import shutil
 import socket
@@ -31,6 +32,8 @@ from bgjobs.adapters.base import (
     JobFilter,
     NodeInfo,
     Outcome,
+    ScheduleRegistration,
+    schedule_key,
 )
 from bgjobs.adapters.postgres import PostgresStore
 from bgjobs.adapters.postgres.listener import NotifyListener
@@ -381,6 +384,95 @@ def test_store_works_again_after_all_its_backends_are_terminated(make: Factory) 
     assert store.next_due_at("default") is not None
 
 
+# Lock order --------------------------------------------------------------------------------
+def test_lease_extension_never_deadlocks_with_completions(make: Factory) -> None:
+    """Maintenance extends all of a node's leases while its completer finishes the same rows
+    in another order, on another connection: that must never deadlock."""
+    store = make()
+    store.open()
+    store.insert_jobs([new() for _ in range(1000)])
+    jobs = claim(store, limit=1000)
+    random.Random(7).shuffle(jobs)
+    deadlocks: list[Exception] = []
+    done = threading.Event()
+
+    def extend() -> None:
+        while not done.is_set():
+            try:
+                store.extend_leases("n1", LEASE)
+            except psycopg.errors.DeadlockDetected as exc:
+                deadlocks.append(exc)
+
+    extender = threading.Thread(target=extend)
+    extender.start()
+    try:
+        for start in range(0, len(jobs), 25):
+            try:
+                store.complete(
+                    [
+                        Completion(job=j, node_id="n1", outcome=Outcome.SUCCEEDED)
+                        for j in jobs[start : start + 25]
+                    ]
+                )
+            except psycopg.errors.DeadlockDetected as exc:
+                deadlocks.append(exc)
+    finally:
+        done.set()
+        extender.join(10)
+    assert deadlocks == []
+
+
+def test_schedule_registration_locks_in_the_same_order_as_completion(
+    make: Factory, pg_schema: str
+) -> None:
+    """complete() deletes a scheduled run, then updates its schedule row; a registration racing
+    it must take the rows in that order too, or the two deadlock."""
+    store = make()
+    store.open()
+    run = new(name="tick", unique_key=schedule_key("tick"), schedule="tick")
+    registration = ScheduleRegistration("tick", "every 1m", run)
+    store.register_schedule(registration, "default")
+    running = claim(store)[0]
+    outcome: list[object] = []
+    app = unique_name("bgjobs-test-order")
+    other = make(connect_kwargs={"application_name": app})
+    other.open()
+    with psycopg.connect(PG_URL) as conn:  # plays complete(): job row first...
+        conn.execute(
+            sql.SQL("DELETE FROM {} WHERE id = %s").format(
+                sql.Identifier(pg_schema, "bgjobs_jobs")
+            ),
+            (running.id,),
+        )
+
+        def register() -> None:
+            try:
+                outcome.append(other.register_schedule(registration, "default"))
+            except Exception as exc:
+                outcome.append(exc)
+
+        thread = threading.Thread(target=register)
+        thread.start()
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+            " AND wait_event_type = 'Lock'"
+        )
+        with admin() as watcher:
+            wait_until(
+                lambda: watcher.execute(waiting, (app,)).fetchone() == (1,),
+                10,
+                "the registration to wait for the job row",
+            )
+        conn.execute(  # ...then the schedule row: must not wait on the registration
+            sql.SQL("UPDATE {} SET last_outcome = 'succeeded' WHERE name = 'tick'").format(
+                sql.Identifier(pg_schema, "bgjobs_schedules")
+            )
+        )
+        conn.commit()
+    thread.join(10)
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+
+
 # Migrations ----------------------------------------------------------------------------------
 def test_concurrent_migrations_apply_once(pg_schema: str) -> None:
     stores = [PostgresStore(PG_URL, schema=pg_schema) for _ in range(4)]
@@ -526,6 +618,23 @@ def test_batch_insert_keeps_order_and_skips_taken_unique_keys(make: Factory) -> 
     assert [j.state for j in got] == [JobState.AVAILABLE] * 2 + [JobState.SCHEDULED] * 2
     assert got[2].available_at == later
     assert got[3].available_at - got[3].created_at == timedelta(days=1)
+
+
+def test_next_due_at_finds_the_earliest_time_across_priorities(make: Factory) -> None:
+    """next_due_at is a loose scan of the claim index, one probe per priority."""
+    store = make()
+    store.open()
+    now = store.now()
+    assert store.next_due_at("default") is None
+    times = {5: now + timedelta(hours=3), 0: now + timedelta(hours=2), 9: now + timedelta(hours=1)}
+    store.insert_jobs([new(priority=p, available_at=t) for p, t in times.items()])
+    store.insert_jobs([new(priority=0, available_at=now + timedelta(hours=4))])
+    store.insert_jobs([new(queue="other", available_at=now + timedelta(minutes=1))])
+    assert store.next_due_at("default") == times[9]
+    soonest = store.insert_jobs([new(priority=3, available_at=now - timedelta(seconds=1))])[0]
+    assert store.next_due_at("default") == soonest.available_at
+    assert [j.id for j in claim(store)] == [soonest.id]  # running jobs are not "due"
+    assert store.next_due_at("default") == times[9]
 
 
 def test_ids_are_never_reused_between_hot_table_and_archive(make: Factory) -> None:

@@ -52,28 +52,42 @@ def error_dict(error: JobError | None) -> dict[str, Any] | None:
     return None if error is None else error.to_dict()
 
 
+_HOT_TIMES = (7, 8, 9, 11, 12, 16)  # the timestamptz columns of a ``HOT, now()`` row
+
+
+def _in_utc(row: Row, columns: Sequence[int]) -> list[Any]:
+    converted = list(row)
+    for index in columns:
+        if converted[index] is not None:
+            converted[index] = utc(converted[index])
+    return converted
+
+
 def hot_job(row: Row) -> Job:
-    """A hot-table row selected as ``HOT, now()``."""
-    available_at = utc(row[7])
+    """A hot-table row selected as ``HOT, now()``. Sessions bgjobs opens are in UTC, so values
+    arrive in ``datetime.UTC`` already; only rows from a caller's pool in another zone convert."""
+    if row[7].tzinfo is not UTC:
+        row = _in_utc(row, _HOT_TIMES)
     reserved_by = row[10]
+    errors = row[15]
     return Job(
         id=row[0],
         queue=row[1],
         name=row[2],
         raw_payload=row[3],
-        state=hot_state(reserved_by, available_at, row[16]),
+        state=hot_state(reserved_by, row[7], row[16]),
         priority=row[4],
         attempt=row[5],
         max_attempts=row[6],
-        available_at=available_at,
-        created_at=utc(row[8]),
-        scheduled_at=utc(row[9]),
+        available_at=row[7],
+        created_at=row[8],
+        scheduled_at=row[9],
         reserved_by=reserved_by,
-        reserved_at=maybe_utc(row[11]),
-        lease_expires_at=maybe_utc(row[12]),
+        reserved_at=row[11],
+        lease_expires_at=row[12],
         unique_key=row[13],
         schedule=row[14],
-        errors=parse_errors(row[15]),
+        errors=() if errors == "[]" else parse_errors(errors),
     )
 
 

@@ -42,10 +42,9 @@ MIGRATIONS: dict[int, list[str]] = {
             schedule text,
             errors jsonb NOT NULL DEFAULT '[]'
         )""",
-        # The claim walks this partial index in claim order and never sees running rows.
+        # The claim walks this partial index in claim order and never sees running rows; the
+        # next due time is a loose scan of it (one probe per priority), not an index of its own.
         """CREATE INDEX bgjobs_jobs_claim ON {jobs} (queue, priority, available_at, id)
-           WHERE reserved_by IS NULL""",
-        """CREATE INDEX bgjobs_jobs_due ON {jobs} (queue, available_at)
            WHERE reserved_by IS NULL""",
         # Blocking queues: the waiting head in FIFO order (partial, so claims never write to it).
         """CREATE INDEX bgjobs_jobs_fifo ON {jobs} (queue, scheduled_at, id)

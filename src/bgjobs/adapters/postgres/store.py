@@ -296,13 +296,11 @@ class PostgresStore:
                     )
             else:
                 rows = conn.cursor(binary=True).execute(self._q.claim, params).fetchall()
-        jobs = [hot_job(row) for row in rows]
-        jobs.sort(key=lambda job: (job.priority, job.available_at, job.id))
-        return jobs
+        return [hot_job(row) for row in rows]
 
     def next_due_at(self, queue: str) -> datetime | None:
         with self._conn() as conn:
-            row = conn.execute(self._q.next_due, (queue,)).fetchone()
+            row = conn.execute(self._q.next_due, {"queue": queue}).fetchone()
         return maybe_utc(row[0]) if row else None
 
     def complete(self, completions: Sequence[Completion]) -> list[Applied]:
@@ -435,11 +433,13 @@ class PostgresStore:
             conn.execute(
                 QUEUE_LOCK, (pg_schema.lock_key(self.schema, f"schedule:{registration.name}"),)
             )
+            # The job row before the schedules row: complete() locks them in that order too
+            # (it finishes the run, then updates the schedule), so the two never deadlock.
+            row = conn.execute(self._q.by_unique_key, (first.unique_key,)).fetchone()
             old = conn.execute(self._q.schedule_definition, (registration.name,)).fetchone()
             conn.execute(
                 self._q.schedule_upsert, (registration.name, registration.definition, queue)
             )
-            row = conn.execute(self._q.by_unique_key, (first.unique_key,)).fetchone()
             if row is None:
                 return _first(self._insert(conn, [first]))
             pending = hot_job(row)
@@ -591,6 +591,8 @@ class PostgresStore:
 def _unique_runs(completions: Sequence[Completion]) -> list[list[Completion]]:
     """Split into consecutive runs without a repeated job id: each run is one set-based statement
     (its rows are disjoint), and runs apply in order, as sequential completion would."""
+    if len({c.job.id for c in completions}) == len(completions):
+        return [list(completions)]  # the usual case
     runs: list[list[Completion]] = [[]]
     seen: set[int] = set()
     for completion in completions:
