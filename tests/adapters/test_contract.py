@@ -335,3 +335,16 @@ def test_list_jobs_filters(store: Store) -> None:
     assert len(store.list_jobs(JobFilter(state=JobState.SCHEDULED))) == 1
     assert len(store.list_jobs(JobFilter(state=JobState.AVAILABLE))) == 2
     assert len(store.list_jobs(JobFilter(limit=1))) == 1
+
+
+def test_blocking_claim_waits_while_any_job_of_the_queue_runs(store: Store) -> None:
+    [first] = store.insert_jobs([new(queue="serial")])
+    running = claim(store, queue="serial", blocking=True)
+    assert [j.id for j in running] == [first.id]
+    earlier = store.now() - timedelta(hours=1)
+    [new_head] = store.insert_jobs([new(queue="serial", available_at=earlier)])
+    assert claim(store, queue="serial", blocking=True, node="other") == [], (
+        "a new head must not start while another job of a blocking queue runs"
+    )
+    store.complete([Completion(job=running[0], node_id="n1", outcome=Outcome.SUCCEEDED)])
+    assert [j.id for j in claim(store, queue="serial", blocking=True)] == [new_head.id]

@@ -16,14 +16,15 @@ from bgjobs.events import QueueError
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
 
-def terminate_other_backends() -> int:
+def terminate_backends(application_name: str) -> int:
+    """Kill this test's connections only (other suites may share the server)."""
     import psycopg
 
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         row = conn.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            " AND backend_type = 'client backend'"
+            " WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application_name,),
         ).fetchone()
     return int(row[0]) if row else 0
 
@@ -39,7 +40,9 @@ def test_killed_connections_mid_drain_lose_nothing(pg_schema: str) -> None:
             runs[job.id] += 1
 
     recorder = Recorder()
-    store = bgjobs.postgres(PG_URL, schema=pg_schema)
+    application_name = f"bgjobs_faults_{pg_schema}"
+    sep = "&" if "?" in PG_URL else "?"
+    store = bgjobs.postgres(f"{PG_URL}{sep}application_name={application_name}", schema=pg_schema)
     bg = (
         bgjobs.new(store)
         .with_event_listener(recorder)
@@ -53,7 +56,7 @@ def test_killed_connections_mid_drain_lose_nothing(pg_schema: str) -> None:
         for kill in range(1, 4):
             target = 200 * kill
             wait_until(lambda t=target: len(runs) >= t, 30, "progress between kills")
-            assert terminate_other_backends() > 0
+            assert terminate_backends(application_name) > 0
         wait_until(lambda: len(runs) == 1500, 60, "every job to run")
         wait_until(
             lambda: (

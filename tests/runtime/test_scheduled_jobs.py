@@ -48,7 +48,8 @@ def test_registration_policies() -> None:
     coalesce = scheduling.registration(spec_every(10), "scheduled", now)
     skip = scheduling.registration(spec_every(10, "skip"), "scheduled", now)
     assert coalesce.first_run.available_at == T0 + timedelta(seconds=10)
-    assert coalesce.overdue_run is not None and coalesce.overdue_run.available_at == now
+    assert coalesce.overdue_run is not None
+    assert coalesce.overdue_run.available_at == T0, "the latest missed occurrence, on the grid"
     assert skip.overdue_run is not None
     assert skip.overdue_run.available_at == T0 + timedelta(seconds=10)
     assert coalesce.definition == skip.definition == "every 10s"
@@ -124,11 +125,12 @@ def test_restart_coalesces_missed_runs_into_one(store_factory: Callable[..., Sto
     with build(store_factory(), spec):
         wait_until(lambda: len(runs) >= before + 2, 10)
     after = runs[before:]
-    missed_runs = [r for r in after if r < restarted_at - timedelta(milliseconds=50)]
-    assert missed_runs == [], "missed occurrences are not replayed one by one"
-    catch_up = [r for r in after if r.microsecond != 0]
-    assert len(catch_up) == 1, "exactly one coalesced run for the downtime"
-    assert after[1] - after[0] < timedelta(seconds=1)
+    assert all(r > restarted_at - timedelta(seconds=1) for r in after), (
+        "missed occurrences are not replayed one by one"
+    )
+    assert len([r for r in after if r <= restarted_at]) <= 1, "one coalesced run at most"
+    assert all(r.microsecond == 0 for r in after), "every run stays on the 1 s grid"
+    assert len(after) == len(set(after)), "no occurrence runs twice"
 
 
 def test_restart_with_skip_drops_missed_runs(store_factory: Callable[..., Store]) -> None:

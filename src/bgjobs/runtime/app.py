@@ -330,7 +330,7 @@ class BgJobs:
         if importing is not None:
             raise RuntimeStateError(
                 f"{importing} starts its runtime while being imported (bg.run() or bg.start() "
-                "at module level); put that under `if __name__ == \"__main__\":` so "
+                'at module level); put that under `if __name__ == "__main__":` so '
                 "`bgjobs run` can start it"
             )
         with self._state_lock:
@@ -388,6 +388,7 @@ class BgJobs:
             self.emit,
             self._register_schedules,
             self._notify_all,
+            self.now,
         )
         self._supervisor.spawn("maintenance", self._maintenance.loop)
         self.emit(RuntimeStarted(at=self.now(), node_id=self.node_id))

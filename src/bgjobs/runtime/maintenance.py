@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from bgjobs.adapters.base import NodeInfo, Store, rescue_error
 from bgjobs.builder import Retention
@@ -38,7 +38,9 @@ class Maintenance:
         emit: Callable[[Event], None],
         register_schedules: Callable[[], None],
         on_rescued: Callable[[], None],
+        now: Callable[[], datetime],
     ) -> None:
+        self._now = now
         self._store = store
         self._node = node
         self._config = config
@@ -58,7 +60,8 @@ class Maintenance:
             try:
                 self.run_once()
             except Exception as exc:
-                self._emit(QueueError(at=self._store.now(), queue="(maintenance)", error=repr(exc)))
+                # The local clock: the database may be the thing that is down.
+                self._emit(QueueError(at=self._now(), queue="(maintenance)", error=repr(exc)))
 
     def run_once(self) -> None:
         node = self._node()
@@ -75,7 +78,7 @@ class Maintenance:
 
     def rescue(self) -> None:
         result = self._store.rescue(self._config.node_timeout)
-        at = self._store.now()
+        at = self._now()
         for job in result.released:
             self._emit(JobRescued(at=at, job=job, reason=rescue_error(job, at).message))
         for job in result.failed:

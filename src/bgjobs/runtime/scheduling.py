@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bgjobs.adapters.base import ScheduleRegistration, schedule_key
 from bgjobs.builder import MissedRuns, ScheduledJobSpec
@@ -12,6 +12,29 @@ from bgjobs.schedules import Schedule
 
 # Catching up by stepping occurrence by occurrence is bounded; past it we run "now".
 _MAX_CATCH_UP_STEPS = 100_000
+
+
+_LOOKBACKS = (
+    timedelta(seconds=1),
+    timedelta(minutes=1),
+    timedelta(hours=1),
+    timedelta(days=1),
+    timedelta(days=32),
+    timedelta(days=367),
+    timedelta(days=366 * 8),
+)
+
+
+def latest_occurrence(schedule: Schedule, now: datetime) -> datetime:
+    """The last fire time not after ``now`` (``now`` itself if none in the last 8 years).
+
+    Widening windows keep the number of steps small for any period: the first window that
+    contains an occurrence holds only a few of them."""
+    for window in _LOOKBACKS:
+        first = schedule.next_after(now - window)
+        if first <= now:
+            return latest_at_or_before(schedule, first, now)
+    return now
 
 
 def latest_at_or_before(schedule: Schedule, start: datetime, now: datetime) -> datetime:
@@ -51,8 +74,9 @@ def run_at(spec: ScheduledJobSpec, queue: str, due: datetime) -> NewJob:
 
 def registration(spec: ScheduledJobSpec, queue: str, now: datetime) -> ScheduleRegistration:
     upcoming = spec.schedule.next_after(now)
-    # Skip waits for the next occurrence; coalesce runs everything missed as one run right away.
-    overdue = upcoming if spec.missed is MissedRuns.SKIP else now
+    # Skip waits for the next occurrence; coalesce runs everything missed as one run right away,
+    # due at the latest missed occurrence so the run stays on the schedule's grid.
+    overdue = upcoming if spec.missed is MissedRuns.SKIP else latest_occurrence(spec.schedule, now)
     return ScheduleRegistration(
         name=spec.name,
         definition=spec.schedule.describe(),

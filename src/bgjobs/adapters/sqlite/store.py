@@ -324,6 +324,8 @@ class SQLiteStore:
                 "id = (SELECT id FROM bgjobs_jobs WHERE queue = :queue"
                 " ORDER BY scheduled_at, id LIMIT 1)"
                 " AND reserved_by IS NULL AND available_at <= :now"
+                " AND NOT EXISTS (SELECT 1 FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases"
+                " WHERE queue = :queue AND reserved_by IS NOT NULL)"
             )
         else:
             # INDEXED BY: without statistics the planner may pick the due-time index and sort
