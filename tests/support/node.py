@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import threading
 import time
@@ -69,6 +70,10 @@ def main() -> None:
             ).with_missed_runs(args.missed)
         )
     bg = spec.build()
+    # Handlers first: a signal that arrives right after "ready" must drain, not kill.
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
     bg.start()
     if args.enqueue:
         # Enqueue one job per transaction while draining, to contend for the write lock.
@@ -77,11 +82,6 @@ def main() -> None:
             daemon=True,
         ).start()
     print("ready", flush=True)
-    import signal
-
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     while not stop.wait(0.1):
         pass
     bg.stop()

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from bgjobs.adapters.base import NodeInfo, hot_state
-from bgjobs.job import Job, JobError, JobState, NewJob
+from bgjobs.adapters.records import archived_job as archived_record
+from bgjobs.adapters.records import parse_errors
+from bgjobs.job import Job, JobError, NewJob
 
 Row = Sequence[Any]
 # A JSON \u0000 escape: an odd number of backslashes before u0000 (an even number is a literal).
@@ -23,22 +25,6 @@ def utc(moment: datetime) -> datetime:
 
 def maybe_utc(moment: datetime | None) -> datetime | None:
     return None if moment is None else utc(moment)
-
-
-def parse_errors(text: str | None) -> tuple[JobError, ...]:
-    """The error history, selected as ``errors::text`` (most jobs have none: skip the parse)."""
-    if not text or text == "[]":
-        return ()
-    try:
-        return tuple(JobError.from_dict(item) for item in json.loads(text))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        # A damaged history must not make the job unreadable.
-        return ()
-
-
-def us(delta: timedelta) -> int:
-    """A duration in whole microseconds; SQL multiplies it by ``interval '1 microsecond'``."""
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def batch_json(rows: list[dict[str, Any]]) -> str:
@@ -111,28 +97,6 @@ def inserted_job(new: NewJob, row: Row) -> Job:
     )
 
 
-def archived_job(row: Row) -> Job:
-    return Job(
-        id=row[0],
-        queue=row[1],
-        name=row[2],
-        raw_payload=row[3],
-        priority=row[4],
-        attempt=row[5],
-        max_attempts=row[6],
-        available_at=utc(row[7]),
-        created_at=utc(row[8]),
-        scheduled_at=utc(row[9]),
-        reserved_by=row[10],
-        reserved_at=maybe_utc(row[11]),
-        unique_key=row[12],
-        schedule=row[13],
-        errors=parse_errors(row[14]),
-        state=JobState(row[15]),
-        finished_at=utc(row[16]),
-    )
-
-
 def node_info(row: Row) -> NodeInfo:
     return NodeInfo(
         id=row[0],
@@ -142,3 +106,7 @@ def node_info(row: Row) -> NodeInfo:
         heartbeat_at=utc(row[4]),
         queues=tuple(row[5]),
     )
+
+
+def archived_job(row: Row) -> Job:
+    return archived_record(row, utc)

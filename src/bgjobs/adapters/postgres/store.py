@@ -55,9 +55,9 @@ from bgjobs.adapters.postgres.rows import (
     inserted_job,
     maybe_utc,
     node_info,
-    us,
     utc,
 )
+from bgjobs.adapters.records import microseconds as us
 from bgjobs.errors import ConfigError, RuntimeStateError, SchemaError
 from bgjobs.job import Job, JobState, NewJob
 

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bgjobs.adapters.base import hot_state
+from bgjobs.adapters.records import archived_job as archived_record
+from bgjobs.adapters.records import parse_errors
 from bgjobs.job import Job, JobError, JobState
 
 HOT_COLUMNS = (
@@ -37,17 +39,6 @@ def maybe_from_us(value: int | None) -> datetime | None:
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def parse_errors(text: str) -> tuple[JobError, ...]:
-    if text == "[]":  # the common case, on the hot path of every claim
-        return ()
-    try:
-        items = json.loads(text or "[]")
-        return tuple(JobError.from_dict(item) for item in items)
-    except (ValueError, KeyError, TypeError):
-        # A damaged history must not make the job unreadable.
-        return ()
 
 
 def errors_with(text: str, error: JobError | None) -> str:
@@ -86,25 +77,7 @@ def hot_job(row: Row, now_us: int) -> Job:
 
 
 def archived_job(row: Row) -> Job:
-    return Job(
-        id=row[0],
-        queue=row[1],
-        name=row[2],
-        raw_payload=row[3],
-        priority=row[4],
-        attempt=row[5],
-        max_attempts=row[6],
-        available_at=from_us(row[7]),
-        created_at=from_us(row[8]),
-        scheduled_at=from_us(row[9]),
-        reserved_by=row[10],
-        reserved_at=maybe_from_us(row[11]),
-        unique_key=row[12],
-        schedule=row[13],
-        errors=parse_errors(row[14]),
-        state=JobState(row[15]),
-        finished_at=from_us(row[16]),
-    )
+    return archived_record(row, from_us)
 
 
 def archive_values(row: Row, state: JobState, finished_us: int, errors: str) -> tuple[Any, ...]:

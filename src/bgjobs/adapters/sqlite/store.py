@@ -39,6 +39,7 @@ from bgjobs.adapters.base import (
     Wakeup,
     rescue_error,
 )
+from bgjobs.adapters.records import microseconds
 from bgjobs.adapters.sqlite import schema
 from bgjobs.adapters.sqlite.rows import (
     ARCHIVE_COLUMNS,
@@ -265,7 +266,7 @@ class SQLiteStore:
         available_us = (
             to_us(new.available_at)
             if new.available_at is not None
-            else now_us + to_us_delta(new.delay)
+            else now_us + microseconds(new.delay)
         )
         cur.execute(
             "INSERT INTO bgjobs_jobs (queue, name, payload, priority, max_attempts, available_at,"
@@ -314,7 +315,7 @@ class SQLiteStore:
             "node": request.node_id,
             "now": now_us,
             "queue": request.queue,
-            "lease": now_us + to_us_delta(request.lease),
+            "lease": now_us + microseconds(request.lease),
             "limit": request.limit,
         }
         if request.blocking:
@@ -378,7 +379,7 @@ class SQLiteStore:
             " errors = CASE WHEN ? IS NULL THEN errors"
             " ELSE json_insert(errors, '$[#]', json(?)) END"
             " WHERE id = ? AND reserved_by = ? AND attempt = ?",
-            (now_us + to_us_delta(done.delay), error, error, job.id, done.node_id, job.attempt),
+            (now_us + microseconds(done.delay), error, error, job.id, done.node_id, job.attempt),
         )
         return Applied(applied=cur.rowcount == 1)
 
@@ -426,7 +427,7 @@ class SQLiteStore:
     def extend_leases(
         self, node_id: str, lease: timedelta, job_ids: Sequence[int] | None = None
     ) -> int:
-        expires = _now_us() + to_us_delta(lease)
+        expires = _now_us() + microseconds(lease)
         sql = "UPDATE bgjobs_jobs SET lease_expires_at = ? WHERE reserved_by = ?"
         params: list[Any] = [expires, node_id]
         if job_ids is not None:
@@ -517,7 +518,7 @@ class SQLiteStore:
                     released.append(job)
             cur.execute(
                 "DELETE FROM bgjobs_nodes WHERE heartbeat_at < ?",
-                (now_us - to_us_delta(node_timeout),),
+                (now_us - microseconds(node_timeout),),
             )
         return RescueResult(released=released, failed=failed)
 
@@ -617,7 +618,7 @@ class SQLiteStore:
 
     def queue_stats(self, recent: timedelta) -> list[QueueStats]:
         now_us = _now_us()
-        since = now_us - to_us_delta(recent)
+        since = now_us - microseconds(recent)
         stats: dict[str, list[int]] = {}
         # Each query below is answered from a (partial) covering index, never the whole table.
         for queue, available, scheduled in self._read(
@@ -729,7 +730,7 @@ class SQLiteStore:
             return deleted + cur.rowcount > 0
 
     def prune(self, older_than: timedelta, states: Sequence[JobState]) -> int:
-        cutoff = _now_us() - to_us_delta(older_than)
+        cutoff = _now_us() - microseconds(older_than)
         wanted = [state.value for state in states if state.is_finished]
         if not wanted:
             return 0
@@ -760,10 +761,6 @@ class SQLiteStore:
         with self._lock:
             if self._conn is not None:
                 self._conn.execute("PRAGMA wal_autocheckpoint = 1000")
-
-
-def to_us_delta(delta: timedelta) -> int:
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def _json_or_none(value: object) -> str | None:
