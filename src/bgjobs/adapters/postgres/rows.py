@@ -10,7 +10,7 @@ from typing import Any
 
 from bgjobs.adapters.base import NodeInfo, hot_state
 from bgjobs.adapters.records import archived_job as archived_record
-from bgjobs.adapters.records import parse_errors
+from bgjobs.adapters.records import hot_job as hot_record
 from bgjobs.job import Job, JobError, NewJob
 
 Row = Sequence[Any]
@@ -54,27 +54,11 @@ def hot_job(row: Row) -> Job:
     arrive in ``datetime.UTC`` already; only rows from a caller's pool in another zone convert."""
     if row[7].tzinfo is not UTC:
         row = _in_utc(row, _HOT_TIMES)
-    reserved_by = row[10]
-    errors = row[15]
-    return Job(
-        id=row[0],
-        queue=row[1],
-        name=row[2],
-        raw_payload=row[3],
-        state=hot_state(reserved_by, row[7], row[16]),
-        priority=row[4],
-        attempt=row[5],
-        max_attempts=row[6],
-        available_at=row[7],
-        created_at=row[8],
-        scheduled_at=row[9],
-        reserved_by=reserved_by,
-        reserved_at=row[11],
-        lease_expires_at=row[12],
-        unique_key=row[13],
-        schedule=row[14],
-        errors=() if errors == "[]" else parse_errors(errors),
-    )
+    return hot_record(row, _same, row[16])
+
+
+def _same(moment: datetime) -> datetime:
+    return moment
 
 
 def inserted_job(new: NewJob, row: Row) -> Job:

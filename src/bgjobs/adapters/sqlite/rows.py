@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bgjobs.adapters.base import hot_state
 from bgjobs.adapters.records import archived_job as archived_record
-from bgjobs.adapters.records import parse_errors
+from bgjobs.adapters.records import hot_job as hot_record
 from bgjobs.job import Job, JobError, JobState
 
 HOT_COLUMNS = (
@@ -49,31 +48,7 @@ def errors_with(text: str, error: JobError | None) -> str:
 
 
 def hot_job(row: Row, now_us: int) -> Job:
-    available_us = row[7]
-    state = (
-        JobState.RUNNING
-        if row[10] is not None
-        else hot_state(None, from_us(available_us), from_us(now_us))
-    )
-    return Job(
-        id=row[0],
-        queue=row[1],
-        name=row[2],
-        raw_payload=row[3],
-        state=state,
-        priority=row[4],
-        attempt=row[5],
-        max_attempts=row[6],
-        available_at=from_us(available_us),
-        created_at=from_us(row[8]),
-        scheduled_at=from_us(row[9]),
-        reserved_by=row[10],
-        reserved_at=maybe_from_us(row[11]),
-        lease_expires_at=maybe_from_us(row[12]),
-        unique_key=row[13],
-        schedule=row[14],
-        errors=parse_errors(row[15]),
-    )
+    return hot_record(row, from_us, from_us(now_us))
 
 
 def archived_job(row: Row) -> Job:
