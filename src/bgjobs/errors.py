@@ -31,9 +31,5 @@ class SchemaError(BgJobsError):
     """The database schema is older or newer than this version of bgjobs expects."""
 
 
-class JobNotFoundError(BgJobsError, LookupError):
-    """No job with the given id exists."""
-
-
 class RuntimeStateError(BgJobsError, RuntimeError):
     """The runtime was asked to do something its current state does not allow."""

@@ -103,3 +103,18 @@ def test_aenqueue(store: Store) -> None:
     job = asyncio.run(main())
     stored = store.get_job(job.id)
     assert stored is not None and stored.payload == {"async": True}
+
+
+def test_cancel_a_waiting_job(store: Store) -> None:
+    from bgjobs.events import JobCancelled
+
+    recorder = Recorder()
+    bg = build(store, recorder)
+    job = bg.enqueue("send", delay=timedelta(hours=1))
+    cancelled = bg.cancel(job.id)
+    assert cancelled is not None and cancelled.state is bgjobs.JobState.CANCELLED
+    assert [e.job.id for e in recorder.of(JobCancelled)] == [job.id]
+    again = bg.cancel(job.id)
+    assert again is not None and again.state is bgjobs.JobState.CANCELLED
+    assert len(recorder.of(JobCancelled)) == 1, "no event for a job that was already finished"
+    assert bg.cancel(999_999) is None

@@ -23,6 +23,7 @@ from bgjobs.errors import ConfigError, RuntimeStateError, UnknownWorkerError
 from bgjobs.events import (
     Event,
     EventDispatcher,
+    JobCancelled,
     JobDiscarded,
     JobEnqueued,
     JobFailed,
@@ -276,6 +277,17 @@ class BgJobs:
 
     async def aenqueue_many(self, requests: Iterable[JobRequest | tuple[str, JSON]]) -> list[Job]:
         return await asyncio.to_thread(self.enqueue_many, list(requests))
+
+    def cancel(self, job_id: int) -> Job | None:
+        """Cancel a waiting job: it is archived as cancelled (``JobCancelled``) and can be retried
+        later. Returns None if there is no such job; raises RuntimeStateError if it is running.
+        A job that already finished is returned unchanged."""
+        self._open()
+        before = self.store.get_job(job_id)
+        job = self.store.cancel_job(job_id)
+        if job is not None and before is not None and not before.state.is_finished:
+            self.emit(JobCancelled(at=self.now(), job=job))
+        return job
 
     # scheduled jobs ----------------------------------------------------------------------------
     def schedules(self) -> list[ScheduleInfo]:
