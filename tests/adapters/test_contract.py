@@ -348,3 +348,50 @@ def test_blocking_claim_waits_while_any_job_of_the_queue_runs(store: Store) -> N
     )
     store.complete([Completion(job=running[0], node_id="n1", outcome=Outcome.SUCCEEDED)])
     assert [j.id for j in claim(store, queue="serial", blocking=True)] == [new_head.id]
+
+
+def test_a_stale_and_a_current_completion_of_one_job_in_one_batch(store: Store) -> None:
+    import time
+
+    store.insert_jobs([new()])
+    first = claim(store, lease=timedelta(milliseconds=1))[0]
+    time.sleep(0.01)
+    store.rescue(timedelta(seconds=30))
+    second = claim(store)[0]
+    assert (second.id, second.attempt) == (first.id, 2), "rescued, then re-claimed by n1"
+    results = store.complete(
+        [
+            Completion(job=first, node_id="n1", outcome=Outcome.SUCCEEDED),
+            Completion(job=second, node_id="n1", outcome=Outcome.DISCARDED, error=err("current")),
+        ]
+    )
+    assert [r.applied for r in results] == [False, True]
+    done = store.get_job(first.id)
+    assert done is not None and done.state is JobState.DISCARDED
+    assert done.errors[-1].message == "current"
+
+
+def test_an_overdue_run_in_retry_backoff_keeps_its_attempts(store: Store) -> None:
+    now = store.now()
+    run = new("tick", unique_key=schedule_key("tick"), schedule="tick", available_at=now)
+    store.register_schedule(ScheduleRegistration("tick", "every 1m", run), "default")
+    job = claim(store)[0]
+    store.complete(
+        [Completion(job=job, node_id="n1", outcome=Outcome.RETRY, error=err(), delay=timedelta(0))]
+    )
+    later = new(
+        "tick",
+        unique_key=schedule_key("tick"),
+        schedule="tick",
+        available_at=now + timedelta(minutes=1),
+    )
+    reg = ScheduleRegistration(
+        "tick",
+        "every 1m",
+        later,
+        overdue_before=store.now() + timedelta(seconds=1),
+        overdue_run=later,
+    )
+    pending = store.register_schedule(reg, "default")
+    assert pending is not None and (pending.id, pending.attempt) == (job.id, 1)
+    assert len(pending.errors) == 1

@@ -314,3 +314,32 @@ def test_supervisor_gives_up_past_the_restart_limit(store: Store) -> None:
     )
     with pytest.raises(bgjobs.RuntimeStateError, match="crashed more than 2 times"):
         bg.run(install_signal_handlers=False)
+
+
+class SlowClaims(CrashingClaims):
+    """A real store whose claim() takes a while, so stop() can begin while a claim is in flight."""
+
+    claiming = threading.Event()
+
+    def claim(self, request: object) -> list[bgjobs.Job]:
+        self.claiming.set()
+        time.sleep(0.5)
+        return self._store.claim(request)  # type: ignore[arg-type]
+
+
+def test_stop_during_an_in_flight_claim_leaves_nothing_reserved(store: Store) -> None:
+    gate = threading.Event()
+    slow = SlowClaims(store, crashes=0)
+    bg = (
+        bgjobs.new(slow)  # type: ignore[arg-type]
+        .with_queue(bgjobs.queue("q").with_worker(bgjobs.worker("w", lambda j: gate.wait(10))))
+        .build()
+    )
+    job = bg.enqueue("w")
+    bg.start()
+    assert slow.claiming.wait(5), "a claim is in flight"
+    bg.stop(timeout=0.2)
+    gate.set()
+    stored = store.get_job(job.id)
+    assert stored is not None and stored.reserved_by is None
+    assert stored.state is not bgjobs.JobState.RUNNING

@@ -312,11 +312,13 @@ class BgJobs:
 
     def _register_schedules(self, *, startup: bool = False) -> None:
         now = self.now()
+        served = self._queues_served_by_peers(now) if startup else set()
         for spec in self.spec.scheduled_jobs:
             queue = self._routes[spec.name].queue.name
             registration = scheduling.registration(spec, queue, now)
-            if not startup:
-                # Only a start applies the missed-runs policy; later it would fight a busy lane.
+            if not startup or queue in served:
+                # The missed-runs policy is for runs missed while no node ran them: later, or
+                # while another live node serves the queue, an overdue run is just a busy lane.
                 registration = scheduling.without_overdue(registration)
             pending = self.store.register_schedule(registration, queue)
             if pending is not None and startup:
@@ -327,6 +329,15 @@ class BgJobs:
                 )
         if self.spec.scheduled_jobs:
             self._notify_all()
+
+    def _queues_served_by_peers(self, now: datetime) -> set[str]:
+        alive_since = now - self.spec.node_timeout
+        return {
+            queue
+            for node in self.store.list_nodes()
+            if node.id != self.node_id and node.heartbeat_at >= alive_since
+            for queue in node.queues
+        }
 
     def _next_run(self, job: Job) -> NewJob | None:
         route = self._routes.get(job.name)
@@ -351,6 +362,41 @@ class BgJobs:
                     f"this runtime is {self._state.value}; build a new one to start again"
                 )
             self._state = State.RUNNING
+        try:
+            self._prepare()
+        except BaseException:
+            # Nothing runs yet: undo what was set up, so the caller can fix the cause and retry.
+            for runner in self._runners.values():
+                runner.shutdown_pool()
+            self._runners = {}
+            if self._wakeup is not None:
+                self._wakeup.stop()
+                self._wakeup = None
+            with self._state_lock:
+                self._state = State.BUILT
+            raise
+        assert self._supervisor is not None and self._completer is not None
+        self._supervisor.spawn("completer", self._completer.loop)
+        for name, runner in self._runners.items():
+            self._supervisor.spawn(f"queue:{name}", runner.loop)
+        self._maintenance = Maintenance(
+            self.store,
+            self._node_info,
+            MaintenanceConfig(
+                self.spec.heartbeat_interval, self.spec.node_timeout, self.spec.retention
+            ),
+            self.emit,
+            self._register_schedules,
+            self._notify_all,
+            self.now,
+        )
+        self._supervisor.spawn("maintenance", self._maintenance.loop)
+        self.emit(RuntimeStarted(at=self.now(), node_id=self.node_id))
+        return self
+
+    def _prepare(self) -> None:
+        """Everything start() does that can fail (it touches the database); no thread yet runs
+        a loop when this raises."""
         self._open()
         before = datetime.now(UTC)
         database_now = self.store.now()
@@ -364,7 +410,6 @@ class BgJobs:
             self._on_give_up,
         )
         self._completer = Completer(self.store, self._after_complete, self._on_store_error)
-        self._supervisor.spawn("completer", self._completer.loop)
         context = RunnerContext(
             store=self.store,
             node_id=self.node_id,
@@ -389,22 +434,6 @@ class BgJobs:
         # Listen before the first claim: a job committed in between is then either claimed by
         # that first pass or announced by the wake-up channel, never left for the poll.
         self._wakeup = self.store.start_wakeup(self._on_wake, self._on_channel)
-        for name, runner in self._runners.items():
-            self._supervisor.spawn(f"queue:{name}", runner.loop)
-        self._maintenance = Maintenance(
-            self.store,
-            self._node_info,
-            MaintenanceConfig(
-                self.spec.heartbeat_interval, self.spec.node_timeout, self.spec.retention
-            ),
-            self.emit,
-            self._register_schedules,
-            self._notify_all,
-            self.now,
-        )
-        self._supervisor.spawn("maintenance", self._maintenance.loop)
-        self.emit(RuntimeStarted(at=self.now(), node_id=self.node_id))
-        return self
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop claiming, wait up to ``timeout`` (default: the shutdown grace) for running jobs,
@@ -425,13 +454,19 @@ class BgJobs:
         for runner in self._runners.values():
             runner.stop_claiming()
         deadline = time.monotonic() + grace
+        for runner in self._runners.values():
+            # A claim already in flight still dispatches its jobs: wait for it, so that those
+            # jobs are counted below and released if they cannot finish.
+            runner.wait_stopped(max(deadline - time.monotonic(), 5.0))
         while time.monotonic() < deadline and not self._force.is_set():
             if not any(r.in_flight() for r in self._runners.values()):
                 break
+            for runner in self._runners.values():
+                runner.expire_deadlines()  # timeouts still apply during the grace period
             time.sleep(0.01)
         self._release_unfinished()
         self._completer.wait_idle(max(deadline - time.monotonic(), 2.0))
-        self._completer.stop()
+        self._completer.stop(give_up_after=5.0)
         self._supervisor.join("completer", 5)
         if self._maintenance is not None:
             self._maintenance.stop()
@@ -466,11 +501,18 @@ class BgJobs:
     def run(self, *, install_signal_handlers: bool = True) -> None:
         """Start, block until SIGINT/SIGTERM (or ``request_stop()``), then stop gracefully.
         A second signal skips the grace period. Raises if the supervisor gave up."""
-        self.start()
         restore: dict[signal.Signals, Any] = {}
         if install_signal_handlers and threading.current_thread() is threading.main_thread():
+            # Before start(): a signal during start-up then drains instead of killing mid-way.
             for sig in (signal.SIGINT, signal.SIGTERM):
                 restore[sig] = signal.signal(sig, self._on_signal)
+        try:
+            self.start()
+        except BaseException:
+            for sig, handler in restore.items():
+                signal.signal(sig, handler)
+            self.stop()
+            raise
         try:
             while not self._stop_requested.wait(0.2):
                 pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 
 from bgjobs.adapters.base import Applied, Completion, Store
@@ -30,6 +31,7 @@ class Completer:
         self._cond = threading.Condition()
         self._in_flight = 0
         self._stop = False
+        self._give_up_at: float | None = None
 
     def submit(self, completion: Completion) -> None:
         with self._cond:
@@ -59,6 +61,9 @@ class Completer:
                     self._pending[:0] = batch  # keep order; nothing is dropped
                     self._in_flight = 0
                 self._on_error(exc)
+                if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+                    self._abandon(exc)
+                    return
                 with self._cond:
                     self._cond.wait(min(0.05 * 2 ** min(failures, 7), 5.0))
                 continue
@@ -79,8 +84,22 @@ class Completer:
         with self._cond:
             return self._cond.wait_for(lambda: not self._pending and self._in_flight == 0, timeout)
 
-    def stop(self) -> None:
-        """Finish writing what is pending, then end the loop."""
+    def stop(self, give_up_after: float) -> None:
+        """Finish writing what is pending, then end the loop. If the store keeps failing for
+        ``give_up_after`` seconds, stop anyway: those jobs are re-run after their lease."""
         with self._cond:
             self._stop = True
+            self._give_up_at = time.monotonic() + give_up_after
             self._cond.notify_all()
+
+    def _abandon(self, exc: Exception) -> None:
+        with self._cond:
+            lost = [c.job.id for c in self._pending]
+            self._pending.clear()
+        log.error(
+            "bgjobs: stopping with %d outcome(s) unwritten (store error: %r); jobs %s stay "
+            "reserved until their lease expires, then run again",
+            len(lost),
+            exc,
+            lost,
+        )

@@ -32,10 +32,10 @@ class RunningJob:
     thread_id: int | None = None
     cancel: Callable[[], None] | None = None
     _finished: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def take_finish(self) -> bool:
-        with self._lock:
+        with self.lock:
             if self._finished:
                 return False
             self._finished = True

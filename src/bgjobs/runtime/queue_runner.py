@@ -176,7 +176,11 @@ class QueueRunner:
                 running.worker.handler(running.job)
             except BaseException as exc:  # a handler must never kill its thread or queue
                 error = exc
+            finally:
+                _leave_handler(running)
             completion = outcome_of(running.job, policy, error)
+        else:
+            _leave_handler(running)
         self._finish(running, completion)
 
     def _start_async(self, running: RunningJob, worker: WorkerSpec) -> None:
@@ -200,10 +204,15 @@ class QueueRunner:
     def _finish(self, running: RunningJob, completion: Completion) -> None:
         if not running.take_finish():
             return  # the timeout watchdog already finished this job
-        with self._lock:
-            self.running.pop(running.job.id, None)
+        self._forget(running)
         self._ctx.submit_completion(completion)
         self._wake.set()
+
+    def _forget(self, running: RunningJob) -> None:
+        # Only this run's entry: a rescued job re-claimed by this node has a newer one.
+        with self._lock:
+            if self.running.get(running.job.id) is running:
+                del self.running[running.job.id]
 
     def _known(self) -> str:
         return ", ".join(sorted(self._workers)) or "none"
@@ -217,6 +226,10 @@ class QueueRunner:
         lease = max(self._ctx.lease, extra or timedelta(0))
         self._ctx.store.extend_leases(self._ctx.node_id, lease, [running.job.id])
 
+    def expire_deadlines(self) -> None:
+        """Enforce timeouts now (the loop does it each tick; stop() during its grace period)."""
+        self._expire_deadlines()
+
     def _expire_deadlines(self) -> None:
         now = time.monotonic()
         with self._lock:
@@ -226,8 +239,7 @@ class QueueRunner:
         for running in expired:
             if not running.take_finish():
                 continue
-            with self._lock:
-                self.running.pop(running.job.id, None)
+            self._forget(running)
             self._interrupt(running)
             worker = running.worker
             assert worker is not None and worker.timeout is not None
@@ -245,7 +257,9 @@ class QueueRunner:
         if running.cancel is not None:
             running.cancel()
             return
-        if running.thread_id is not None:
+        with running.lock:
+            if running.thread_id is None:
+                return  # not (or no longer) inside its handler: nothing to interrupt
             # Raises JobTimeout in the handler's thread at its next Python bytecode; a thread
             # blocked in C stays stuck until that call returns, so it is retired and replaced.
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
@@ -256,3 +270,12 @@ class QueueRunner:
 
 def _cancel(future: Future[None]) -> None:
     future.cancel()
+
+
+def _leave_handler(running: RunningJob) -> None:
+    """Mark the thread as out of the handler, and drop a timeout that was sent but not yet
+    raised: it must never land in the pool's own code or in the next job."""
+    with running.lock:
+        if running.thread_id is not None:
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(running.thread_id), None)
+            running.thread_id = None

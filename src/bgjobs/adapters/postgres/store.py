@@ -451,6 +451,7 @@ class PostgresStore:
             elif (
                 registration.overdue_before is not None
                 and pending.available_at < registration.overdue_before
+                and pending.attempt == 0  # a run in retry backoff keeps its attempts
             ):
                 replacement = registration.overdue_run
             else:

@@ -387,7 +387,8 @@ class SQLiteStore:
         self, cur: sqlite3.Cursor, batch: list[tuple[int, Completion]], now_us: int
     ) -> list[tuple[int, Applied]]:
         """Archive (or delete) a batch of finished jobs with one fenced DELETE."""
-        by_id = {done.job.id: (index, done) for index, done in batch}
+        # Keyed by the whole fence: a stale and a current completion of one job may share a batch.
+        by_run = {(d.job.id, d.job.attempt, d.node_id): (index, d) for index, d in batch}
         values = ",".join("(?, ?, ?)" for _ in batch)
         params: list[Any] = []
         for _, done in batch:
@@ -402,7 +403,7 @@ class SQLiteStore:
         archived: list[tuple[Any, ...]] = []
         out: list[tuple[int, Applied]] = []
         for row in rows:
-            index, done = by_id[row[0]]
+            index, done = by_run[(row[0], row[5], row[10])]
             state = _FINAL_STATE[done.outcome]
             if done.outcome is not Outcome.SUCCEEDED or done.keep:
                 errors = row[15] if done.error is None else errors_with(row[15], done.error)
@@ -551,6 +552,7 @@ class SQLiteStore:
             elif (
                 registration.overdue_before is not None
                 and pending.available_at < registration.overdue_before
+                and pending.attempt == 0  # a run in retry backoff keeps its attempts
             ):
                 replacement = registration.overdue_run
             else:
