@@ -202,8 +202,17 @@ def test_events_reach_global_queue_and_worker_listeners(store: Store, started: C
     )
     bg.enqueue("ok")
     bg.enqueue("boom")
-    wait_until(lambda: everything.of(JobSucceeded) and everything.of(JobDiscarded), 10)
+    # One emit delivers to the global listeners first, then the queue's, then the worker's:
+    # wait until the narrowest scopes have it too.
+    wait_until(
+        lambda: queue_level.of(JobSucceeded)
+        and queue_level.of(JobDiscarded)
+        and worker_level.of(JobSucceeded)
+        and other_worker.of(JobDiscarded),
+        10,
+    )
     assert everything.of(RuntimeStarted)
+    assert everything.of(JobSucceeded) and everything.of(JobDiscarded)
     assert {type(e) for e in queue_level.events} >= {JobStarted, JobSucceeded, JobDiscarded}
     assert {e.job.name for e in worker_level.of(JobStarted)} == {"ok"}
     assert {e.job.name for e in other_worker.of(JobStarted)} == {"boom"}
