@@ -205,10 +205,12 @@ def test_events_reach_global_queue_and_worker_listeners(store: Store, started: C
     # One emit delivers to the global listeners first, then the queue's, then the worker's:
     # wait until the narrowest scopes have it too.
     wait_until(
-        lambda: queue_level.of(JobSucceeded)
-        and queue_level.of(JobDiscarded)
-        and worker_level.of(JobSucceeded)
-        and other_worker.of(JobDiscarded),
+        lambda: (
+            queue_level.of(JobSucceeded)
+            and queue_level.of(JobDiscarded)
+            and worker_level.of(JobSucceeded)
+            and other_worker.of(JobDiscarded)
+        ),
         10,
     )
     assert everything.of(RuntimeStarted)
