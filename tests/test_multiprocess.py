@@ -8,20 +8,12 @@ from itertools import pairwise
 import pytest
 from tests.conftest import wait_until
 from tests.support import results
-from tests.support.procs import nodes, stop_node
+from tests.support.procs import nodes, producer, stop_node
 
 import bgjobs
 from bgjobs.adapters.base import JobFilter
 
 pytestmark = pytest.mark.slow
-
-
-def producer(url: str) -> bgjobs.BgJobs:
-    return (
-        bgjobs.new(bgjobs.open_store(url))
-        .with_queue(bgjobs.queue("work").with_worker(bgjobs.worker("work", lambda j: None)))
-        .build()
-    )
 
 
 def test_two_processes_drain_one_sqlite_file_exactly_once(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -7,20 +7,12 @@ import signal
 import pytest
 from tests.conftest import wait_until
 from tests.support import results
-from tests.support.procs import nodes, start_node, stop_node
+from tests.support.procs import nodes, producer, start_node, stop_node
 
 import bgjobs
 from bgjobs.adapters.base import JobFilter
 
 pytestmark = pytest.mark.slow
-
-
-def producer(url: str) -> bgjobs.BgJobs:
-    return (
-        bgjobs.new(bgjobs.open_store(url))
-        .with_queue(bgjobs.queue("work").with_worker(bgjobs.worker("work", lambda j: None)))
-        .build()
-    )
 
 
 def running(bg: bgjobs.BgJobs) -> list[bgjobs.Job]:

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import bgjobs
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -53,3 +55,12 @@ def nodes(url: str, mode: str, count: int, *extra: str) -> Iterator[list[subproc
     finally:
         for proc in started:
             stop_node(proc)
+
+
+def producer(url: str) -> bgjobs.BgJobs:
+    """A runtime that only enqueues "work" jobs for the nodes above (it is never started)."""
+    return (
+        bgjobs.new(bgjobs.open_store(url))
+        .with_queue(bgjobs.queue("work").with_worker(bgjobs.worker("work", lambda j: None)))
+        .build()
+    )
