@@ -64,4 +64,3 @@ def run(
     else:
         bg.add_listener(EventPrinter(as_json=as_json))
         bg.run()
-

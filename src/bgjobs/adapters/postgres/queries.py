@@ -242,7 +242,6 @@ ON CONFLICT (id) DO NOTHING
 """
 FORGET_NODES = f"DELETE FROM {{nodes}} WHERE heartbeat_at < now() - %s::bigint{_US}"
 
-SCHEDULE_LOCK = QUEUE_LOCK
 SCHEDULE_DEFINITION = "SELECT definition FROM {schedules} WHERE name = %s"
 SCHEDULE_UPSERT = """
 INSERT INTO {schedules} (name, definition, queue) VALUES (%s, %s, %s)

@@ -97,8 +97,6 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 
-LATEST = max(MIGRATIONS)
-
 
 def names(schema: str) -> dict[str, sql.Composable]:
     """Template arguments: each table as a schema-qualified identifier, plus the schema."""

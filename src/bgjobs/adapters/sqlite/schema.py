@@ -72,5 +72,4 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
 }
 
-LATEST = max(MIGRATIONS)
 VERSION_TABLE = "bgjobs_schema"
