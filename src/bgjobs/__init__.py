@@ -41,8 +41,9 @@ from bgjobs.errors import (
 )
 from bgjobs.events import Event, Listener, logging_listener
 from bgjobs.job import Discard, Job, JobError, JobState, Snooze
+from bgjobs.job_requests import JobRequest
 from bgjobs.retry import constant, exponential
-from bgjobs.runtime.app import BgJobs, JobRequest, ScheduleInfo
+from bgjobs.runtime.app import BgJobs, ScheduleInfo
 from bgjobs.schedules import cron, every, schedule
 
 __version__ = "0.1.0"

@@ -142,6 +142,14 @@ class Store(Protocol):
 
     def close(self) -> None: ...
 
+    def exists(self) -> bool:
+        """Whether the database is there at all, checked without creating it (a SQLite file is
+        created on first connect, so a mistyped path must be caught before that)."""
+
+    def monitor(self) -> tuple[Store, bool]:
+        """A store for read-only monitoring that never queues behind this one's writes, and
+        whether the caller owns it (must close it). It is not opened yet."""
+
     def migrate(self) -> tuple[int, int]:
         """Bring the schema to SCHEMA_VERSION; return (from, to). Safe with concurrent callers."""
 

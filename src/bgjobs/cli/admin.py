@@ -14,8 +14,9 @@ from bgjobs.cli.loading import load_runtime
 from bgjobs.cli.output import job_to_dict, print_json
 from bgjobs.cli.params import AWARE_DATETIME, DURATION, JSON_VALUE, CommaList
 from bgjobs.cli.render import QueueRow, clock, duration_text, relative, status_view
-from bgjobs.job import FINISHED_STATES, Job, JobState, NewJob
-from bgjobs.payload import JSON, encode_payload
+from bgjobs.job import FINISHED_STATES, Job, JobState
+from bgjobs.job_requests import JobRequest, build_new_job
+from bgjobs.payload import JSON
 from bgjobs.runtime.app import ScheduleInfo
 
 DEFAULT_QUEUE = "default"
@@ -129,14 +130,10 @@ def enqueue(
         finally:
             bg.store.close()
     else:
-        new = NewJob(
+        new = build_new_job(
+            JobRequest(name, payload, delay=delay, at=at, priority=priority),
             queue=queue or DEFAULT_QUEUE,
-            name=name,
-            raw_payload=encode_payload(payload),
             max_attempts=max_attempts or DEFAULT_MAX_ATTEMPTS,
-            priority=priority,
-            available_at=at,
-            delay=delay or timedelta(0),
         )
         with connected(database_url) as store:
             job = store.insert_jobs([new])[0]

@@ -63,11 +63,9 @@ def _open(store: Store, *, check: bool) -> None:
 
 def _refuse_missing_file(store: Store) -> None:
     """SQLite creates a missing file on connect; a typo in a path should not leave one behind."""
-    from bgjobs.adapters.sqlite import SQLiteStore
-
-    if isinstance(store, SQLiteStore) and not store.path.exists():
+    if not store.exists():
         raise CliError(
-            f"no database at {store.path}: check the path, or create it with "
+            f"no database at {store.display_url}: check the path, or create it with "
             f"`bgjobs migrate --database {store.display_url}`"
         )
 

@@ -44,11 +44,7 @@ SLOW_QUERY_FACTOR = 10  # after a status refresh taking t seconds, wait at least
 
 def status_store(bg: BgJobs) -> tuple[Store, bool]:
     """The store the view queries, and whether the view owns (and must close) it."""
-    from bgjobs.adapters.sqlite import SQLiteStore
-
-    if isinstance(bg.store, SQLiteStore):  # WAL: this reader never blocks the runtime's writes
-        return SQLiteStore(bg.store.path, migrate=False), True
-    return bg.store, False  # Postgres: a pool, already safe to share
+    return bg.store.monitor()
 
 
 class Throughput:

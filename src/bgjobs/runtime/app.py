@@ -19,7 +19,7 @@ from typing import Any
 
 from bgjobs.adapters.base import Applied, Completion, NodeInfo, Outcome, ScheduleState, Store
 from bgjobs.builder import BgJobsSpec, QueueSpec, ScheduledJobSpec, WorkerSpec
-from bgjobs.errors import ConfigError, RuntimeStateError, UnknownWorkerError
+from bgjobs.errors import RuntimeStateError, UnknownWorkerError
 from bgjobs.events import (
     Event,
     EventDispatcher,
@@ -41,7 +41,8 @@ from bgjobs.events import (
     SupervisorRestarted,
 )
 from bgjobs.job import Job, NewJob
-from bgjobs.payload import JSON, encode_payload
+from bgjobs.job_requests import JobRequest, build_new_job
+from bgjobs.payload import JSON
 from bgjobs.runtime import scheduling
 from bgjobs.runtime.async_loop import AsyncLoop
 from bgjobs.runtime.completer import Completer
@@ -57,17 +58,6 @@ class State(StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"
-
-
-@dataclass(frozen=True)
-class JobRequest:
-    """One job for ``enqueue_many``."""
-
-    name: str
-    payload: JSON = None
-    delay: timedelta | None = None
-    at: datetime | None = None
-    priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -204,32 +194,13 @@ class BgJobs:
                 f"no worker named {request.name!r}; known: {', '.join(known) or 'none'}. "
                 f"Register one with queue.with_worker(bgjobs.worker({request.name!r}, handler))."
             )
-        if request.delay is not None and request.at is not None:
-            raise ConfigError("give either delay= or at=, not both")
-        if request.at is not None and request.at.tzinfo is None:
-            raise ConfigError(
-                f"at={request.at!r} has no time zone; pass an aware datetime, "
-                "e.g. datetime.now(UTC) + timedelta(minutes=5)"
-            )
-        if request.delay is not None and request.delay < timedelta(0):
-            raise ConfigError(f"delay must not be negative, got {request.delay}")
-        if not isinstance(request.priority, int):
-            raise ConfigError(f"priority must be an int, got {request.priority!r}")
         worker = route.worker
         max_attempts = (
             route.scheduled.max_attempts
             if route.scheduled
             else (worker.max_attempts or route.queue.max_attempts)
         )
-        return NewJob(
-            queue=route.queue.name,
-            name=request.name,
-            raw_payload=encode_payload(request.payload),
-            max_attempts=max_attempts,
-            priority=request.priority,
-            available_at=request.at.astimezone(UTC) if request.at else None,
-            delay=request.delay or timedelta(0),
-        )
+        return build_new_job(request, queue=route.queue.name, max_attempts=max_attempts)
 
     def enqueue(
         self,

@@ -166,6 +166,12 @@ class PostgresStore:
                 self._connections.close()
                 self._connections = None
 
+    def exists(self) -> bool:
+        return True  # the server holds the database; a missing one fails to connect instead
+
+    def monitor(self) -> tuple[PostgresStore, bool]:
+        return self, False  # a pool, already safe to share
+
     def _conn(self) -> AbstractContextManager[Connection[Any]]:
         connections = self._connections
         if connections is None:

@@ -167,6 +167,14 @@ class SQLiteStore:
             self._temp_dir.cleanup()
             self._temp_dir = None
 
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def monitor(self) -> tuple[SQLiteStore, bool]:
+        # Its own connection: WAL readers never block the runtime's writes, and this store's
+        # lock would otherwise serialise a slow status query with claims.
+        return SQLiteStore(self.path, migrate=False), True
+
     def _connection(self) -> sqlite3.Connection:
         if not self._checked:
             self.open()
