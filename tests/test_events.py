@@ -80,16 +80,25 @@ def test_logging_listener_logs_failures_as_warnings(caplog: pytest.LogCaptureFix
 # Store and maintenance failures, provoked for real: a table the runtime needs is dropped under it.
 
 
-def drop_table(backend: str, tmp_path: Path, request: pytest.FixtureRequest, table: str) -> None:
-    if backend == "sqlite":
-        with contextlib.closing(sqlite3.connect(tmp_path / "jobs.db", timeout=10)) as conn:
-            conn.execute(f"DROP TABLE {table}")
-        return
-    import psycopg
+DropTable = Callable[[str], None]
 
-    schema = request.getfixturevalue("pg_schema")
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP TABLE "{schema}".{table}')
+
+@pytest.fixture
+def drop_table(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> DropTable:
+    """Drops one of bgjobs' tables in this test's database, from a connection of its own."""
+
+    def drop(table: str) -> None:
+        if backend == "sqlite":
+            with contextlib.closing(sqlite3.connect(tmp_path / "jobs.db", timeout=10)) as conn:
+                conn.execute(f"DROP TABLE {table}")
+            return
+        import psycopg
+
+        schema = request.getfixturevalue("pg_schema")
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'DROP TABLE "{schema}".{table}')
+
+    return drop
 
 
 def failing_runtime(
@@ -113,17 +122,13 @@ def assert_reported_and_serialisable(event: events.Event, caplog: pytest.LogCapt
 
 
 def test_a_failing_store_call_is_a_store_error_and_the_queue_reports_its_own_name(
-    backend: str,
-    store_factory: Callable[..., Store],
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-    caplog: pytest.LogCaptureFixture,
+    store_factory: Callable[..., Store], drop_table: DropTable, caplog: pytest.LogCaptureFixture
 ) -> None:
     recorder = Recorder()
     bg = failing_runtime(store_factory, recorder)
     caplog.set_level(logging.INFO, logger="bgjobs")
     with bg:
-        drop_table(backend, tmp_path, request, "bgjobs_jobs")
+        drop_table("bgjobs_jobs")
 
         def claim_failed() -> bool:
             return any(e.operation == "claim" for e in recorder.of(events.StoreError))
@@ -140,17 +145,13 @@ def test_a_failing_store_call_is_a_store_error_and_the_queue_reports_its_own_nam
 
 
 def test_a_failing_maintenance_step_is_a_maintenance_error_naming_the_step(
-    backend: str,
-    store_factory: Callable[..., Store],
-    tmp_path: Path,
-    request: pytest.FixtureRequest,
-    caplog: pytest.LogCaptureFixture,
+    store_factory: Callable[..., Store], drop_table: DropTable, caplog: pytest.LogCaptureFixture
 ) -> None:
     recorder = Recorder()
     bg = failing_runtime(store_factory, recorder, heartbeat=0.05)
     caplog.set_level(logging.INFO, logger="bgjobs")
     with bg:
-        drop_table(backend, tmp_path, request, "bgjobs_nodes")
+        drop_table("bgjobs_nodes")
         wait_until(lambda: recorder.of(events.MaintenanceError), 10, "a MaintenanceError")
         bg.enqueue("w", {})  # the queue and the rest of the store still work
         wait_until(lambda: recorder.of(events.JobSucceeded), 10, "the job to run")
