@@ -18,13 +18,11 @@ from typing import Any
 from bgjobs.adapters.base import Store
 from bgjobs.adapters.urls import open_store
 from bgjobs.builder import (
-    BgJobsSpec,
     MissedRuns,
     QueueSpec,
     Retention,
     ScheduledJobSpec,
     WorkerSpec,
-    new,
     queue,
     scheduled_job,
     worker,
@@ -43,7 +41,7 @@ from bgjobs.events import Event, Listener, logging_listener
 from bgjobs.job import Discard, Job, JobError, JobState, Snooze
 from bgjobs.job_requests import JobRequest
 from bgjobs.retry import constant, exponential
-from bgjobs.runtime.app import BgJobs, ScheduleInfo
+from bgjobs.runtime.app import BgJobs, BgJobsSpec, ScheduleInfo, new
 from bgjobs.schedules import cron, every, schedule
 
 __version__ = "0.1.0"

@@ -1,7 +1,8 @@
 """Immutable, chainable specs for workers, queues, scheduled jobs and the runtime.
 
-Every ``with_*`` method returns a new spec; ``build()`` validates the whole tree and returns a
-runtime that has not touched the database yet.
+Every ``with_*`` method returns a new spec. ``RuntimeSpec`` is the whole tree and its validation;
+``bgjobs.BgJobsSpec`` (in ``runtime/app.py``, next to the ``BgJobs`` it builds) adds ``build()``,
+which validates the tree and returns a runtime that has not touched the database yet.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 from bgjobs.adapters.base import Store
 from bgjobs.errors import ConfigError
@@ -21,7 +22,6 @@ from bgjobs.job import Job
 from bgjobs.retry import Backoff, ExponentialBackoff
 
 if TYPE_CHECKING:
-    from bgjobs.runtime.app import BgJobs
     from bgjobs.schedules import Schedule
 
 Handler = Callable[[Job], Any] | Callable[[Job], Awaitable[Any]]
@@ -204,7 +204,9 @@ class Retention:
 
 
 @dataclass(frozen=True)
-class BgJobsSpec:
+class RuntimeSpec:
+    """The whole runtime described: its store, queues, scheduled jobs, listeners and tuning."""
+
     store: Store
     queues: tuple[QueueSpec, ...] = ()
     scheduled_jobs: tuple[ScheduledJobSpec, ...] = ()
@@ -217,27 +219,25 @@ class BgJobsSpec:
     retention: Retention = field(default_factory=Retention)
     scheduled_lane: QueueSpec = field(default_factory=lambda: QueueSpec(name=SCHEDULED_LANE))
 
-    def with_queue(self, spec: QueueSpec) -> BgJobsSpec:
+    def with_queue(self, spec: QueueSpec) -> Self:
         return replace(self, queues=(*self.queues, spec))
 
-    def with_scheduled_job(self, spec: ScheduledJobSpec) -> BgJobsSpec:
+    def with_scheduled_job(self, spec: ScheduledJobSpec) -> Self:
         return replace(self, scheduled_jobs=(*self.scheduled_jobs, spec))
 
-    def with_event_listener(self, listener: Listener) -> BgJobsSpec:
+    def with_event_listener(self, listener: Listener) -> Self:
         return replace(self, listeners=(*self.listeners, listener))
 
-    def with_supervisor(self, max_restarts: int, period: timedelta | float) -> BgJobsSpec:
+    def with_supervisor(self, max_restarts: int, period: timedelta | float) -> Self:
         """Allow at most ``max_restarts`` crashes of runtime loops within ``period``."""
         return replace(self, max_restarts=max_restarts, restart_period=_duration(period))
 
-    def with_heartbeat(
-        self, interval: timedelta | float, node_timeout: timedelta | float
-    ) -> BgJobsSpec:
+    def with_heartbeat(self, interval: timedelta | float, node_timeout: timedelta | float) -> Self:
         return replace(
             self, heartbeat_interval=_duration(interval), node_timeout=_duration(node_timeout)
         )
 
-    def with_shutdown_grace(self, grace: timedelta | float) -> BgJobsSpec:
+    def with_shutdown_grace(self, grace: timedelta | float) -> Self:
         return replace(self, shutdown_grace=_duration(grace))
 
     def with_retention(
@@ -245,10 +245,10 @@ class BgJobsSpec:
         *,
         succeeded: timedelta | None = timedelta(days=1),
         failed: timedelta | None = None,
-    ) -> BgJobsSpec:
+    ) -> Self:
         return replace(self, retention=Retention(succeeded=succeeded, failed=failed))
 
-    def with_scheduled_lane(self, spec: QueueSpec) -> BgJobsSpec:
+    def with_scheduled_lane(self, spec: QueueSpec) -> Self:
         """Tune the dedicated queue that runs scheduled jobs (its name, concurrency, polling)."""
         return replace(self, scheduled_lane=spec)
 
@@ -298,12 +298,6 @@ class BgJobsSpec:
                 )
             self.scheduled_lane.validate(needs_workers=False)
 
-    def build(self) -> BgJobs:
-        from bgjobs.runtime.app import BgJobs
-
-        self.validate()
-        return BgJobs(self)
-
 
 def _claim_name(owners: dict[str, str], name: str, owner: str) -> None:
     if name in owners:
@@ -316,12 +310,3 @@ def _claim_name(owners: dict[str, str], name: str, owner: str) -> None:
 
 def _duration(value: timedelta | float) -> timedelta:
     return value if isinstance(value, timedelta) else timedelta(seconds=value)
-
-
-def new(store: Store | str) -> BgJobsSpec:
-    """Start a runtime spec on a store (``bgjobs.sqlite(...)``, ``bgjobs.postgres(...)``) or URL."""
-    if isinstance(store, str):
-        from bgjobs.adapters.urls import open_store
-
-        store = open_store(store)
-    return BgJobsSpec(store=store)

@@ -158,6 +158,33 @@ class QueueError(QueueEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class StoreError(Event):
+    """A store call failed (``operation`` is the Store method: ``claim``, ``complete``, ...).
+
+    Every store call the runtime makes reports its failure here, once; the caller then does what
+    it always does (a queue backs off, the completer keeps the batch and retries, ``enqueue``
+    raises), and a loop reports that in its own event (``QueueError``, ``MaintenanceError``)."""
+
+    operation: str
+    error: str
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.operation}: {self.error}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaintenanceError(Event):
+    """A maintenance step (``heartbeat``, ``rescue``, ``prune``, ``schedules``) failed; the rest of
+    that round is skipped and the next heartbeat tries again."""
+
+    task: str
+    error: str
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.task}: {self.error}"
+
+
+@dataclass(frozen=True, kw_only=True)
 class SupervisorRestarted(Event):
     component: str
     error: str
@@ -213,6 +240,9 @@ class WakeupRestored(Event):
 
 
 Listener = Callable[[Event], None]
+
+PROBLEMS = (JobFailed, JobDiscarded, JobTimedOut, QueueError, StoreError, MaintenanceError)
+"""Events an operator should look at (the logging listener writes them at WARNING)."""
 
 
 def event_to_dict(event: Event) -> dict[str, object]:
@@ -295,7 +325,7 @@ def logging_listener(logger: logging.Logger | None = None, level: int = logging.
     target = logger or log
 
     def listen(event: Event) -> None:
-        failed = isinstance(event, JobFailed | JobDiscarded | JobTimedOut | QueueError)
+        failed = isinstance(event, PROBLEMS)
         target.log(max(level, logging.WARNING) if failed else level, "%s", event.describe())
 
     return listen

@@ -16,8 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 
-from bgjobs.builder import BgJobsSpec
-from bgjobs.runtime.app import BgJobs, no_start_while_importing
+from bgjobs.runtime.app import BgJobs, BgJobsSpec, no_start_while_importing
 
 EXPECTED = (
     "a bgjobs.BgJobs runtime (the result of .build()), a bgjobs.BgJobsSpec builder, "

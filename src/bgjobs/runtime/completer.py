@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from bgjobs.adapters.base import Applied, Completion, Store
+from bgjobs.runtime.clock import Clock
 
 log = logging.getLogger("bgjobs")
 
 AfterApply = Callable[[Completion, Applied], None]
-ErrorCallback = Callable[[Exception], None]
 
 MAX_BATCH = 500
 
 
 class Completer:
-    def __init__(self, store: Store, after_apply: AfterApply, on_error: ErrorCallback) -> None:
-        self._store = store
+    def __init__(self, store: Store, after_apply: AfterApply, clock: Clock) -> None:
+        self._store = store  # the runtime's store facade: it reports failed writes
         self._after_apply = after_apply
-        self._on_error = on_error
+        self._clock = clock
         self._pending: list[Completion] = []
         self._cond = threading.Condition()
         self._in_flight = 0
@@ -60,12 +59,11 @@ class Completer:
                 with self._cond:
                     self._pending[:0] = batch  # keep order; nothing is dropped
                     self._in_flight = 0
-                self._on_error(exc)
-                if self._give_up_at is not None and time.monotonic() >= self._give_up_at:
+                if self._give_up_at is not None and self._clock.monotonic() >= self._give_up_at:
                     self._abandon(exc)
                     return
                 with self._cond:
-                    self._cond.wait(min(0.05 * 2 ** min(failures, 7), 5.0))
+                    self._clock.wait(self._cond, min(0.05 * 2 ** min(failures, 7), 5.0))
                 continue
             failures = 0
             for completion, applied in zip(batch, results, strict=True):
@@ -81,15 +79,21 @@ class Completer:
 
     def wait_idle(self, timeout: float) -> bool:
         """Block until every submitted completion is written (or timeout)."""
+        deadline = self._clock.monotonic() + timeout
         with self._cond:
-            return self._cond.wait_for(lambda: not self._pending and self._in_flight == 0, timeout)
+            while self._pending or self._in_flight:
+                left = deadline - self._clock.monotonic()
+                if left <= 0:
+                    return False
+                self._clock.wait(self._cond, left)
+            return True
 
     def stop(self, give_up_after: float) -> None:
         """Finish writing what is pending, then end the loop. If the store keeps failing for
         ``give_up_after`` seconds, stop anyway: those jobs are re-run after their lease."""
         with self._cond:
             self._stop = True
-            self._give_up_at = time.monotonic() + give_up_after
+            self._give_up_at = self._clock.monotonic() + give_up_after
             self._cond.notify_all()
 
     def _abandon(self, exc: Exception) -> None:

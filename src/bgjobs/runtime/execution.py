@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +26,7 @@ class RunningJob:
 
     job: Job
     worker: WorkerSpec | None
-    started: float = field(default_factory=time.monotonic)
+    started: float  # the runtime clock's monotonic()
     deadline: float | None = None
     thread_id: int | None = None
     cancel: Callable[[], None] | None = None

@@ -8,15 +8,15 @@ re-checked inside it.
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bgjobs.adapters.base import NodeInfo, Store, rescue_error
 from bgjobs.builder import Retention
-from bgjobs.events import Event, JobDiscarded, JobRescued, QueueError
+from bgjobs.events import Event, JobDiscarded, JobRescued, MaintenanceError
 from bgjobs.job import JobState
+from bgjobs.runtime.clock import Clock
 
 PRUNE_EVERY = 60.0
 REGISTER_EVERY = 60.0
@@ -39,8 +39,10 @@ class Maintenance:
         register_schedules: Callable[[], None],
         on_rescued: Callable[[], None],
         now: Callable[[], datetime],
+        clock: Clock,
     ) -> None:
         self._now = now
+        self._clock = clock
         self._store = store
         self._node = node
         self._config = config
@@ -49,32 +51,42 @@ class Maintenance:
         self._on_rescued = on_rescued
         self._stop = threading.Event()
         self._last_prune = 0.0
-        self._last_register = time.monotonic()
+        self._last_register = clock.monotonic()
 
     def stop(self) -> None:
         self._stop.set()
 
     def loop(self) -> None:
         interval = self._config.heartbeat_interval.total_seconds()
-        while not self._stop.wait(interval):
-            try:
-                self.run_once()
-            except Exception as exc:
-                # The local clock: the database may be the thing that is down.
-                self._emit(QueueError(at=self._now(), queue="(maintenance)", error=repr(exc)))
+        while not self._clock.wait(self._stop, interval):
+            self.run_once()
 
     def run_once(self) -> None:
+        """One round; a failing step is reported and ends the round (the next one retries)."""
+        for task, step in self._due_steps():
+            try:
+                step()
+            except Exception as exc:
+                # Stamped locally (``now`` never asks the database: it may be what is down).
+                self._emit(MaintenanceError(at=self._now(), task=task, error=repr(exc)))
+                return
+
+    def _due_steps(self) -> Iterator[tuple[str, Callable[[], None]]]:
+        yield "heartbeat", self.heartbeat
+        yield "rescue", self.rescue
+        now = self._clock.monotonic()
+        if now - self._last_prune >= PRUNE_EVERY:
+            self._last_prune = now
+            yield "prune", self.prune
+        if now - self._last_register >= REGISTER_EVERY:
+            self._last_register = now
+            yield "schedules", self._register_schedules
+
+    def heartbeat(self) -> None:
+        """Tell the registry this node is alive, and keep its jobs' leases from running out."""
         node = self._node()
         self._store.heartbeat(node)
         self._store.extend_leases(node.id, self._config.node_timeout)
-        self.rescue()
-        now = time.monotonic()
-        if now - self._last_prune >= PRUNE_EVERY:
-            self._last_prune = now
-            self.prune()
-        if now - self._last_register >= REGISTER_EVERY:
-            self._last_register = now
-            self._register_schedules()
 
     def rescue(self) -> None:
         result = self._store.rescue(self._config.node_timeout)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from bgjobs.events import (
 )
 from bgjobs.job import Job, JobError
 from bgjobs.runtime.async_loop import AsyncLoop
+from bgjobs.runtime.clock import Clock
 from bgjobs.runtime.execution import (
     JobTimeout,
     Policy,
@@ -52,7 +52,8 @@ class RunnerContext:
     submit_completion: Callable[[Completion], None]
     policy_for: Callable[[Job, WorkerSpec | None], Policy]
     async_loop: Callable[[], AsyncLoop]
-    now: Callable[[], datetime]
+    now: Callable[[], datetime]  # the store's time, for events and job times
+    clock: Clock  # deadlines and sleeps
 
 
 class QueueRunner:
@@ -78,7 +79,7 @@ class QueueRunner:
         self._wake.set()
 
     def wait_stopped(self, timeout: float) -> bool:
-        return self._stopped.wait(timeout)
+        return self._ctx.clock.wait(self._stopped, timeout)
 
     def in_flight(self) -> list[RunningJob]:
         with self._lock:
@@ -96,7 +97,7 @@ class QueueRunner:
                 self._wake.clear()
                 timeout = self._tick()
                 if self._claiming and timeout > 0:
-                    self._wake.wait(timeout)
+                    self._ctx.clock.wait(self._wake, timeout)
         finally:
             self._ctx.emit(QueuePollingStopped(at=self._ctx.now(), queue=self.name))
             self._stopped.set()
@@ -144,13 +145,13 @@ class QueueRunner:
         with self._lock:
             deadlines = [r.deadline for r in self.running.values() if r.deadline is not None]
         if deadlines:
-            sleep = min(sleep, max(min(deadlines) - time.monotonic(), _MIN_SLEEP))
+            sleep = min(sleep, max(min(deadlines) - self._ctx.clock.monotonic(), _MIN_SLEEP))
         return sleep
 
     # running jobs -----------------------------------------------------------------------------
     def _dispatch(self, job: Job) -> None:
         worker = self._workers.get(job.name)
-        running = RunningJob(job=job, worker=worker)
+        running = RunningJob(job=job, worker=worker, started=self._ctx.clock.monotonic())
         if worker is not None and worker.timeout is not None:
             running.deadline = running.started + worker.timeout.total_seconds()
         job.attach_touch(lambda extend: self._touch(running, extend))
@@ -222,7 +223,7 @@ class QueueRunner:
         worker = running.worker
         extra = extend or (worker.timeout if worker and worker.timeout else None)
         if extra is not None and running.deadline is not None:
-            running.deadline = time.monotonic() + extra.total_seconds()
+            running.deadline = self._ctx.clock.monotonic() + extra.total_seconds()
         lease = max(self._ctx.lease, extra or timedelta(0))
         self._ctx.store.extend_leases(self._ctx.node_id, lease, [running.job.id])
 
@@ -231,7 +232,7 @@ class QueueRunner:
         self._expire_deadlines()
 
     def _expire_deadlines(self) -> None:
-        now = time.monotonic()
+        now = self._ctx.clock.monotonic()
         with self._lock:
             expired = [
                 r for r in self.running.values() if r.deadline is not None and r.deadline <= now

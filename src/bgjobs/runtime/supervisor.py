@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from datetime import timedelta
+
+from bgjobs.runtime.clock import Clock
 
 log = logging.getLogger("bgjobs")
 
@@ -27,7 +28,9 @@ class Supervisor:
         period: timedelta,
         on_restart: RestartCallback,
         on_give_up: GiveUpCallback,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self._max_restarts = max_restarts
         self._period = period.total_seconds()
         self._on_restart = on_restart
@@ -72,11 +75,11 @@ class Supervisor:
                 log.warning("bgjobs: %s crashed (%r); restarting", name, exc, exc_info=exc)
                 self._on_restart(name, exc, count)
                 # A short growing pause keeps a hard crash loop from spinning a core.
-                if self.stopping.wait(min(0.05 * 2 ** (count - 1), 2.0)):
+                if self._clock.wait(self.stopping, min(0.05 * 2 ** (count - 1), 2.0)):
                     return
 
     def _record_restart(self) -> int:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         with self._lock:
             self._restarts.append(now)
             while self._restarts and now - self._restarts[0] > self._period:

@@ -1,0 +1,126 @@
+"""Which worker and queue a job name goes to, and the policy its outcome is decided by.
+
+Built once from the specs. A job name maps to exactly one worker (``build()`` checked that);
+scheduled jobs without a queue of their own run in the dedicated scheduled lane.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from bgjobs.builder import QueueSpec, Retention, ScheduledJobSpec, WorkerSpec
+from bgjobs.errors import UnknownWorkerError
+from bgjobs.job import Job, NewJob
+from bgjobs.job_requests import JobRequest, build_new_job
+from bgjobs.runtime.execution import Policy, backoff_for
+
+
+@dataclass(frozen=True)
+class Route:
+    worker: WorkerSpec
+    queue: QueueSpec
+    scheduled: ScheduledJobSpec | None
+
+
+class Routes:
+    def __init__(
+        self,
+        queues: tuple[QueueSpec, ...],
+        scheduled_jobs: tuple[ScheduledJobSpec, ...],
+        scheduled_lane: QueueSpec,
+    ) -> None:
+        lane_used = any(s.queue is None for s in scheduled_jobs)
+        self.queues: tuple[QueueSpec, ...] = (*queues, scheduled_lane) if lane_used else queues
+        by_queue = {q.name: q for q in self.queues}
+        self._routes: dict[str, Route] = {}
+        for queue_spec in queues:
+            for worker in queue_spec.workers:
+                self._routes[worker.name] = Route(worker, queue_spec, None)
+        for scheduled in scheduled_jobs:
+            queue = by_queue[scheduled.queue or scheduled_lane.name]
+            self._routes[scheduled.name] = Route(scheduled.worker, queue, scheduled)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(sorted(self._routes))
+
+    @property
+    def workers(self) -> dict[str, WorkerSpec]:
+        return {name: route.worker for name, route in self._routes.items()}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._routes
+
+    def get(self, name: str) -> Route | None:
+        return self._routes.get(name)
+
+    def queue_of(self, name: str) -> str:
+        return self._routes[name].queue.name
+
+    def workers_of(self, queue: str) -> dict[str, WorkerSpec]:
+        return {
+            name: route.worker for name, route in self._routes.items() if route.queue.name == queue
+        }
+
+    def queue_spec(self, name: str) -> QueueSpec:
+        """The spec of queue ``name`` (defaults for a queue this deployment does not define)."""
+        for spec in self.queues:
+            if spec.name == name:
+                return spec
+        return QueueSpec(name=name)
+
+    def new_job(self, request: JobRequest) -> NewJob:
+        """The row to insert for ``request``, on its worker's queue with its attempt budget."""
+        route = self._routes.get(request.name)
+        if route is None:
+            raise unknown_worker(request.name, self.names)
+        max_attempts = (
+            route.scheduled.max_attempts
+            if route.scheduled
+            else (route.worker.max_attempts or route.queue.max_attempts)
+        )
+        return build_new_job(request, queue=route.queue.name, max_attempts=max_attempts)
+
+
+def unknown_worker(name: str, known: tuple[str, ...]) -> UnknownWorkerError:
+    return UnknownWorkerError(
+        f"no worker named {name!r}; known: {', '.join(known) or 'none'}. "
+        f"Register one with queue.with_worker(bgjobs.worker({name!r}, handler))."
+    )
+
+
+class Policies:
+    """One Policy per (queue, job name), made on first use: backoff from the worker or its queue,
+    retention of successes, and the next run of a scheduled job."""
+
+    def __init__(
+        self,
+        routes: Routes,
+        node_id: str,
+        retention: Retention,
+        next_run: Callable[[Job], NewJob | None],
+        now: Callable[[], datetime],
+    ) -> None:
+        self._routes = routes
+        self._node_id = node_id
+        self._keep_succeeded = retention.succeeded is None or retention.succeeded > timedelta(0)
+        self._next_run = next_run
+        self._now = now
+        self._made: dict[tuple[str, str], Policy] = {}
+
+    def __call__(self, job: Job, worker: WorkerSpec | None) -> Policy:
+        key = (job.queue, job.name)
+        policy = self._made.get(key)
+        if policy is None:
+            route = self._routes.get(job.name)
+            queue = route.queue if route else self._routes.queue_spec(job.queue)
+            policy = self._made[key] = Policy(
+                node_id=self._node_id,
+                backoff=backoff_for(worker, queue),
+                keep_succeeded=self._keep_succeeded,
+                next_run=self._next_run,
+                now=self._now,
+            )
+        return policy
