@@ -68,12 +68,16 @@ def _check_whole_number(what: str, value: object, lowest: int, highest: int) -> 
         )
 
 
+def _wrong_type(what: str, value: object, kind: type, example: str) -> ConfigError:
+    return ConfigError(
+        f"{what} must be a {kind.__module__}.{kind.__name__}, got {value!r} "
+        f"({type(value).__name__}); e.g. {example}"
+    )
+
+
 def _check_delay(delay: object) -> None:
     if not isinstance(delay, timedelta):
-        raise ConfigError(
-            f"delay must be a datetime.timedelta, got {delay!r} ({type(delay).__name__}); "
-            "e.g. delay=timedelta(seconds=30)"
-        )
+        raise _wrong_type("delay", delay, timedelta, "delay=timedelta(seconds=30)")
     if delay < timedelta(0):
         raise ConfigError(f"delay must not be negative, got {delay}")
     # The store adds the delay to its own clock; this one is within a second of it, and the
@@ -88,20 +92,14 @@ def _check_delay(delay: object) -> None:
 
 def _run_at(at: object) -> datetime:
     if not isinstance(at, datetime):
-        raise ConfigError(
-            f"at must be a datetime.datetime, got {at!r} ({type(at).__name__}); "
-            "e.g. at=datetime.now(UTC) + timedelta(minutes=5)"
-        )
+        raise _wrong_type("at", at, datetime, "at=datetime.now(UTC) + timedelta(minutes=5)")
     if at.tzinfo is None or at.utcoffset() is None:
         raise ConfigError(
             f"at={at!r} has no time zone; pass an aware datetime, "
             "e.g. datetime.now(UTC) + timedelta(minutes=5)"
         )
-    try:
-        in_range = EARLIEST_RUN_AT <= at < LATEST_RUN_AT  # aware comparison: no conversion
-    except OverflowError:
-        in_range = False
-    if not in_range:
+    # Compared as aware times, before astimezone(), which overflows at the ends of datetime.
+    if not EARLIEST_RUN_AT <= at < LATEST_RUN_AT:
         raise ConfigError(
             f"at={at.isoformat()} is outside the times bgjobs can store: give a time from "
             f"{EARLIEST_RUN_AT} up to (not including) {LATEST_RUN_AT}"
