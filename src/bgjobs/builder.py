@@ -29,7 +29,7 @@ Handler = Callable[[Job], Any] | Callable[[Job], Awaitable[Any]]
 DEFAULT_MAX_ATTEMPTS = 10
 DEFAULT_BACKOFF = ExponentialBackoff(base=timedelta(seconds=2), cap=timedelta(hours=1))
 SCHEDULED_LANE = "scheduled"
-_NAME = re.compile(r"^[A-Za-z0-9_.:\-/]{1,200}$")
+_NAME = re.compile(r"\A[A-Za-z0-9_.:\-/]{1,200}\Z")  # \Z: "$" would let a final newline in
 
 
 def _check_name(kind: str, name: str) -> None:

@@ -2,7 +2,8 @@
 
 Routing (which queue serves a worker, how many attempts it gets) is decided by the caller; every
 check on what the user typed lives here, so ``bg.enqueue`` and ``bgjobs enqueue`` can never
-disagree about what is a valid job.
+disagree about what is a valid job. The limits are the ones both stores can hold, checked up
+front so that SQLite and Postgres refuse the same values with the same message.
 """
 
 from __future__ import annotations
@@ -10,9 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bgjobs.builder import _check_name
 from bgjobs.errors import ConfigError
 from bgjobs.job import NewJob
 from bgjobs.payload import JSON, encode_payload
+
+# Postgres stores priority, attempt and max_attempts as `integer` (32-bit signed).
+MIN_PRIORITY = -(2**31)
+MAX_PRIORITY = 2**31 - 1
+MAX_ATTEMPTS_LIMIT = 2**31 - 1
+# When a job may be due. SQLite counts microseconds since the epoch; Python datetimes (and so
+# every job read back) end at 9999-12-31, in any time zone, so the last year is kept clear.
+EARLIEST_RUN_AT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_RUN_AT = datetime(9999, 1, 1, tzinfo=UTC)  # exclusive
 
 
 @dataclass(frozen=True)
@@ -27,24 +38,70 @@ class JobRequest:
 
 
 def build_new_job(request: JobRequest, *, queue: str, max_attempts: int) -> NewJob:
-    """Validate ``request`` and encode its payload; raises ConfigError naming the problem."""
+    """Validate ``request`` and encode its payload; raises ConfigError or PayloadError naming
+    the problem, before anything is written."""
+    _check_name("job", request.name)
+    _check_name("queue", queue)
+    _check_whole_number("max_attempts", max_attempts, 1, MAX_ATTEMPTS_LIMIT)
+    _check_whole_number("priority", request.priority, MIN_PRIORITY, MAX_PRIORITY)
     if request.delay is not None and request.at is not None:
         raise ConfigError("give either delay= or at=, not both")
-    if request.at is not None and request.at.tzinfo is None:
-        raise ConfigError(
-            f"at={request.at!r} has no time zone; pass an aware datetime, "
-            "e.g. datetime.now(UTC) + timedelta(minutes=5)"
-        )
-    if request.delay is not None and request.delay < timedelta(0):
-        raise ConfigError(f"delay must not be negative, got {request.delay}")
-    if not isinstance(request.priority, int):
-        raise ConfigError(f"priority must be an int, got {request.priority!r}")
+    if request.delay is not None:
+        _check_delay(request.delay)
     return NewJob(
         queue=queue,
         name=request.name,
         raw_payload=encode_payload(request.payload),
         max_attempts=max_attempts,
         priority=request.priority,
-        available_at=request.at.astimezone(UTC) if request.at else None,
+        available_at=_run_at(request.at) if request.at is not None else None,
         delay=request.delay or timedelta(0),
     )
+
+
+def _check_whole_number(what: str, value: object, lowest: int, highest: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{what} must be a whole number (int), got {value!r}")
+    if not lowest <= value <= highest:
+        raise ConfigError(
+            f"{what} {value} is out of range: use a whole number from {lowest} to {highest}"
+        )
+
+
+def _wrong_type(what: str, value: object, kind: type, example: str) -> ConfigError:
+    return ConfigError(
+        f"{what} must be a {kind.__module__}.{kind.__name__}, got {value!r} "
+        f"({type(value).__name__}); e.g. {example}"
+    )
+
+
+def _check_delay(delay: object) -> None:
+    if not isinstance(delay, timedelta):
+        raise _wrong_type("delay", delay, timedelta, "delay=timedelta(seconds=30)")
+    if delay < timedelta(0):
+        raise ConfigError(f"delay must not be negative, got {delay}")
+    # The store adds the delay to its own clock; this one is within a second of it, and the
+    # margin below LATEST_RUN_AT is a year.
+    longest = LATEST_RUN_AT - datetime.now(UTC)
+    if delay >= longest:
+        raise ConfigError(
+            f"delay={delay} would run the job after {LATEST_RUN_AT}, the latest time bgjobs "
+            f"can store; give a shorter delay (under {longest.days} days)"
+        )
+
+
+def _run_at(at: object) -> datetime:
+    if not isinstance(at, datetime):
+        raise _wrong_type("at", at, datetime, "at=datetime.now(UTC) + timedelta(minutes=5)")
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ConfigError(
+            f"at={at!r} has no time zone; pass an aware datetime, "
+            "e.g. datetime.now(UTC) + timedelta(minutes=5)"
+        )
+    # Compared as aware times, before astimezone(), which overflows at the ends of datetime.
+    if not EARLIEST_RUN_AT <= at < LATEST_RUN_AT:
+        raise ConfigError(
+            f"at={at.isoformat()} is outside the times bgjobs can store: give a time from "
+            f"{EARLIEST_RUN_AT} up to (not including) {LATEST_RUN_AT}"
+        )
+    return at.astimezone(UTC)

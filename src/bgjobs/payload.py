@@ -1,4 +1,10 @@
-"""JSON payload codec. Payloads are stored as JSON text; pickle is never used."""
+"""JSON payload codec. Payloads are stored as JSON text; pickle is never used.
+
+``encode_payload`` refuses, naming the value, anything that would not come back unchanged from
+either store or that the process running the job could not read back: non-JSON types, NaN and
+Infinity, strings with lone surrogates (not valid UTF-8), integers longer than Python's default
+int-to-text limit, and nesting deeper than ``MAX_PAYLOAD_DEPTH``.
+"""
 
 from __future__ import annotations
 
@@ -10,48 +16,126 @@ from bgjobs.errors import PayloadError
 
 JSON: TypeAlias = dict[str, "JSON"] | list["JSON"] | str | int | float | bool | None
 
+# Deep enough for any real document, shallow enough that json (which recurses) can always read
+# it back, whatever the call stack of the code that enqueues or runs the job.
+MAX_PAYLOAD_DEPTH = 100
+# Python's default sys.get_int_max_str_digits(): a fixed limit, so a job enqueued by a process
+# that raised its own limit can still be read by a worker that did not.
+MAX_INT_DIGITS = 4300
+_TOO_BIG = 10**MAX_INT_DIGITS
 
-def _find_offender(value: object, path: str) -> str | None:
-    """Return a description of the first value under `path` that JSON cannot hold exactly."""
-    if value is None or isinstance(value, str | bool | int):
-        return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{path} is {value!r}; JSON has no NaN/Infinity"
-    if isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            found = _find_offender(item, f"{path}[{index}]")
-            if found:
-                return found
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                return (
-                    f"{path} has key {key!r} of type {type(key).__name__}; "
-                    "JSON object keys must be strings"
-                )
-            found = _find_offender(item, f"{path}.{key}")
-            if found:
-                return found
-        return None
-    return f"{path} is {type(value).__name__} ({value!r:.60})"
+_TYPE_HINT = (
+    "Pass only dict/list/str/int/float/bool/None, "
+    "e.g. convert datetimes with .isoformat() and objects to their ids."
+)
+
+# A walk step: (value, depth, parent step, key or index under the parent). The path of an
+# offender is rebuilt from the parent chain only when there is one, so a good payload pays for
+# no path strings, and the walk is a loop, so no payload can exhaust the call stack.
+_Step: TypeAlias = tuple[object, int, "_Step | None", object]
 
 
 def encode_payload(value: object) -> str:
     """Serialise a payload, refusing anything that would not round-trip through JSON."""
-    offender = _find_offender(value, "payload")
-    if offender is not None:
-        raise PayloadError(
-            f"job payload is not JSON: {offender}. Pass only dict/list/str/int/float/bool/None, "
-            "e.g. convert datetimes with .isoformat() and objects to their ids."
-        )
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    problem = _find_problem(value)
+    if problem is None:
+        try:
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (ValueError, RecursionError) as exc:  # e.g. a lowered sys.set_int_max_str_digits
+            problem = f"job payload cannot be written as JSON: {exc}"
+    raise PayloadError(problem)
+
+
+def _find_problem(value: object) -> str | None:
+    """The error message for the first value that cannot be stored exactly, or None."""
+    stack: list[_Step] = [(value, 1, None, None)]
+    while stack:
+        step = stack.pop()
+        item, depth = step[0], step[1]
+        if item is None or isinstance(item, bool):
+            continue
+        if isinstance(item, str):
+            char = lone_surrogate(item)
+            if char is not None:
+                return _surrogate_problem(f"{_path(step)} is a string", item, char)
+        elif isinstance(item, int):
+            if abs(item) >= _TOO_BIG:
+                return (
+                    f"job payload cannot be stored: {_path(step)} is an integer longer than "
+                    f"{MAX_INT_DIGITS} digits; pass it as a string"
+                )
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return (
+                    f"job payload is not JSON: {_path(step)} is {item!r}; "
+                    f"JSON has no NaN/Infinity. {_TYPE_HINT}"
+                )
+        elif isinstance(item, list | tuple | dict):
+            if depth > MAX_PAYLOAD_DEPTH:
+                return (
+                    f"job payload cannot be stored: payload is nested more than "
+                    f"{MAX_PAYLOAD_DEPTH} levels deep; flatten it, or store the document "
+                    "elsewhere and pass its id"
+                )
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            if isinstance(item, dict):
+                problem = _key_problem(item, step)
+                if problem is not None:
+                    return problem
+            stack.extend(reversed([(child, depth + 1, step, key) for key, child in children]))
+        else:
+            return (
+                f"job payload is not JSON: {_path(step)} is {type(item).__name__} "
+                f"({item!r:.60}). {_TYPE_HINT}"
+            )
+    return None
+
+
+def _key_problem(item: dict[object, object], step: _Step) -> str | None:
+    for key in item:
+        if not isinstance(key, str):
+            return (
+                f"job payload is not JSON: {_path(step)} has key {key!r} of type "
+                f"{type(key).__name__}; JSON object keys must be strings. {_TYPE_HINT}"
+            )
+        char = lone_surrogate(key)
+        if char is not None:
+            return _surrogate_problem(f"{_path(step)} has key {key!r}", key, char)
+    return None
+
+
+def lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate in ``text`` (it cannot be written as UTF-8), or None."""
+    if text.isascii():
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return text[exc.start]
+    return None
+
+
+def _surrogate_problem(what: str, text: str, char: str) -> str:
+    return (
+        f"job payload cannot be stored: {what} with a lone surrogate {char!r}, which is not "
+        "valid UTF-8; fix the text where it was decoded, e.g. "
+        f"raw.decode('utf-8', errors='replace') ({text!r:.60})"
+    )
+
+
+def _path(step: _Step | None) -> str:
+    parts: list[str] = []
+    while step is not None and step[2] is not None:
+        key = step[3]
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+        step = step[2]
+    return "payload" + "".join(reversed(parts))
 
 
 def decode_payload(text: str) -> JSON:
     """Parse stored payload text; corrupt rows raise PayloadError (the runtime fails that job)."""
     try:
         value: JSON = json.loads(text)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise PayloadError(f"stored payload is not valid JSON ({exc}): {text[:80]!r}") from exc
     return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +132,103 @@ def test_cli_reports_target_errors_in_one_line(tmp_path: Path) -> None:
     assert failed.exit_code == 1
     assert "ZeroDivisionError: division by zero" in failed.stderr
     assert invoke_cli("run", APP_TARGET, "--live", "--json").exit_code == 2
+
+
+FOREIGN_SOURCE = """
+import collections
+import functools
+import time
+
+from {helper} import touch, make_spec
+
+class Widget:
+    def __init__(self):
+        touch("Widget")
+
+async def async_factory():
+    return None
+
+def gen_factory():
+    yield None
+
+partial_factory = functools.partial(touch, "partial")
+now = time.time
+odict = collections.OrderedDict
+"""
+
+HELPER_SOURCE = """
+import bgjobs
+
+def touch(what="touch"):
+    with open({marker!r}, "a") as f:
+        f.write(what + "\\n")
+
+def make_spec():
+    touch("make_spec")
+    return bgjobs.new(bgjobs.sqlite({db!r})).with_queue(
+        bgjobs.queue("default").with_worker(bgjobs.worker("a", print)))
+"""
+
+
+@pytest.fixture
+def foreign_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, Path]]:
+    """A module whose attributes are callables it did not define (and one class)."""
+    suffix = tmp_path.name.replace("-", "_")
+    name, helper = f"foreign_{suffix}", f"helper_{suffix}"
+    marker = tmp_path / "called.txt"
+    (tmp_path / f"{helper}.py").write_text(
+        HELPER_SOURCE.format(marker=str(marker), db=str(tmp_path / "jobs.db"))
+    )
+    (tmp_path / f"{name}.py").write_text(FOREIGN_SOURCE.format(helper=helper))
+    monkeypatch.chdir(tmp_path)
+    yield name, marker
+    sys.modules.pop(name, None)
+    sys.modules.pop(helper, None)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "message"),
+    [
+        ("now", "is the built-in function time.time"),
+        ("odict", "is the class collections.OrderedDict"),
+        ("Widget", "is the class foreign_"),
+        ("touch", "is the function helper_"),
+        ("make_spec", "is the function helper_"),
+        ("partial_factory", "is a functools.partial"),
+        ("async_factory", "is an async function"),
+        ("gen_factory", "is a generator function"),
+    ],
+)
+def test_foreign_callables_are_refused_without_being_called(
+    foreign_app: tuple[str, Path], attribute: str, message: str
+) -> None:
+    module, marker = foreign_app
+    with pytest.raises(TargetError) as caught:
+        load_runtime(f"{module}:{attribute}")
+    assert message in str(caught.value)
+    assert "not called" in str(caught.value) and "expected" in str(caught.value)
+    assert not marker.exists(), f"{attribute} was called"
+
+
+def test_function_defined_elsewhere_is_named_where_it_lives(
+    foreign_app: tuple[str, Path],
+) -> None:
+    module, marker = foreign_app
+    with pytest.raises(TargetError, match=r"defined in helper_\w+, not in foreign_\w+; use "):
+        load_runtime(f"{module}:make_spec")
+    helper = module.replace("foreign_", "helper_")
+    assert load_runtime(f"{helper}:make_spec").job_names == ("a",)
+    assert marker.read_text() == "make_spec\n"
+
+
+def test_os_fork_is_refused_without_forking() -> None:
+    """Run in a child process: should the check fail, only that child forks."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bgjobs.cli.main", "run", "os:fork", "--no-live"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: os:fork is the built-in function posix.fork")
+    assert result.stderr.count("error:") == 1, "one process, one error: it did not fork"

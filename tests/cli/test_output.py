@@ -8,7 +8,15 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from bgjobs.cli.output import EventPrinter, event_json, event_level, event_line, job_to_dict
-from bgjobs.events import JobDiscarded, JobFailed, JobSucceeded, QueueError, RuntimeStarted
+from bgjobs.events import (
+    JobDiscarded,
+    JobFailed,
+    JobSucceeded,
+    MaintenanceError,
+    QueueError,
+    RuntimeStarted,
+    StoreError,
+)
 from bgjobs.job import Job, JobError, JobState
 
 AT = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -36,6 +44,8 @@ def test_plain_lines_are_time_level_description() -> None:
     assert event_level(JobFailed(at=AT, job=JOB, error=ERROR, retry_at=AT)) == "WARN"
     assert event_level(JobDiscarded(at=AT, job=JOB, error=ERROR)) == "ERROR"
     assert event_level(QueueError(at=AT, queue="q", error="db down")) == "ERROR"
+    assert event_level(StoreError(at=AT, operation="claim", error="db down")) == "ERROR"
+    assert event_level(MaintenanceError(at=AT, task="rescue", error="db down")) == "ERROR"
 
 
 def test_json_lines_carry_the_event_fields() -> None:

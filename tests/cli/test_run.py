@@ -159,3 +159,34 @@ def test_second_sigterm_during_the_drain_still_exits_cleanly(start: Start, invok
     # Drained (succeeded) or, once a second signal skips the grace period, handed back.
     state = as_json(invoke("jobs", "show", str(job["id"]), "--json"))["state"]
     assert state in {"succeeded", "available"}
+
+
+def test_json_into_a_pipe_closed_early_stops_quietly(database_url: str, invoke: Invoke) -> None:
+    """`bgjobs run APP --json | head -1`: once the reader is gone, drain and exit 0, silently."""
+    ok(invoke("migrate"))
+    env = {**os.environ, "BGJOBS_DATABASE_URL": database_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bgjobs.cli.main", "run", APP_TARGET, "--json"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        first = json.loads(proc.stdout.readline())
+        proc.stdout.close()  # like `head -1` exiting after its line
+        assert first["event"]
+        # Events from here on meet a closed pipe.
+        ok(invoke("enqueue", "send_email", "--payload", '{"n": 1}'))
+        code = proc.wait(timeout=30)
+        stderr = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 0, stderr
+    assert stderr == ""
+    # The job was not lost: it ran, or was handed back by the drain.
+    [job] = as_json(invoke("jobs", "list", "--name", "send_email", "--json"))
+    assert job["state"] in {"succeeded", "available"}

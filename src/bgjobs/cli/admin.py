@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import click
 from rich.console import Console
@@ -11,11 +11,12 @@ from bgjobs.adapters.base import SCHEMA_VERSION
 from bgjobs.builder import DEFAULT_MAX_ATTEMPTS
 from bgjobs.cli.database import connected, database_option, migrate_database, require_url
 from bgjobs.cli.loading import load_runtime
-from bgjobs.cli.output import job_to_dict, print_json
+from bgjobs.cli.output import CliUsageError, job_to_dict, print_json
 from bgjobs.cli.params import AWARE_DATETIME, DURATION, JSON_VALUE, CommaList
 from bgjobs.cli.render import QueueRow, clock, duration_text, relative, status_view
+from bgjobs.errors import ConfigError, PayloadError
 from bgjobs.job import FINISHED_STATES, Job, JobState
-from bgjobs.job_requests import JobRequest, build_new_job
+from bgjobs.job_requests import EARLIEST_RUN_AT, JobRequest, build_new_job
 from bgjobs.payload import JSON
 from bgjobs.runtime.app import ScheduleInfo
 
@@ -111,7 +112,7 @@ def enqueue(
     """
     if delay is not None and at is not None:
         raise click.UsageError("give either --in or --at, not both")
-    if app_target is not None:
+    if app_target is not None:  # the app decides these
         source = ctx.get_parameter_source("database_url")
         explicit = source is click.core.ParameterSource.COMMANDLINE
         for flag, given in (
@@ -124,17 +125,24 @@ def enqueue(
                     f"{flag} cannot be combined with --app: the app decides "
                     "the queue, the attempts and the database"
                 )
-        bg = load_runtime(app_target)
-        try:
-            job = bg.enqueue(name, payload, delay=delay, at=at, priority=priority)
-        finally:
-            bg.store.close()
-    else:
+    request = JobRequest(name, payload, delay=delay, at=at, priority=priority)
+    # The library's own checks, run before anything is opened: what they refuse is a usage
+    # error. With --app, bg.enqueue runs them again on the routed queue (they cannot differ).
+    try:
         new = build_new_job(
-            JobRequest(name, payload, delay=delay, at=at, priority=priority),
+            request,
             queue=queue or DEFAULT_QUEUE,
             max_attempts=max_attempts or DEFAULT_MAX_ATTEMPTS,
         )
+    except (ConfigError, PayloadError) as exc:
+        raise CliUsageError(str(exc)) from exc
+    if app_target is not None:
+        bg = load_runtime(app_target)
+        try:
+            job = bg.enqueue_many([request])[0]
+        finally:
+            bg.store.close()
+    else:
         with connected(database_url) as store:
             job = store.insert_jobs([new])[0]
             now = store.now()
@@ -221,8 +229,11 @@ def prune(database_url: str | None, older_than: timedelta, states: tuple[str, ..
       bgjobs prune --older-than 7d
       bgjobs prune --older-than 30d --state succeeded,cancelled,failed,discarded
     """
+    # No job finished before the earliest time bgjobs stores, so a longer look-back means the
+    # same; capping it keeps the cutoff inside what both stores can represent.
+    look_back = min(older_than, datetime.now(UTC) - EARLIEST_RUN_AT)
     with connected(database_url) as store:
-        count = store.prune(older_than, [JobState(s) for s in states])
+        count = store.prune(look_back, [JobState(s) for s in states])
     click.echo(
         f"pruned {count} {'job' if count == 1 else 'jobs'} "
         f"({', '.join(states)}) finished more than {duration_text(older_than)} ago"

@@ -15,6 +15,7 @@ from rich.text import Text
 from bgjobs.adapters.base import JobFilter
 from bgjobs.cli.database import connected, database_option
 from bgjobs.cli.output import CliError, job_to_dict, print_json
+from bgjobs.cli.params import POSITIVE_BIGINT, UTF8_TEXT
 from bgjobs.cli.render import OUTCOME_STYLES, clock, new_table
 from bgjobs.errors import PayloadError
 from bgjobs.job import Job, JobState
@@ -43,9 +44,9 @@ def jobs() -> None:
 @jobs.command("list")
 @database_option
 @click.option("--state", type=click.Choice(STATES), help="Only jobs in this state.")
-@click.option("--name", help="Only jobs with this name.")
-@click.option("--queue", help="Only jobs on this queue.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option("--name", type=UTF8_TEXT, help="Only jobs with this name.")
+@click.option("--queue", type=UTF8_TEXT, help="Only jobs on this queue.")
+@click.option("--limit", type=POSITIVE_BIGINT, default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_jobs(
     database_url: str | None,
@@ -73,7 +74,7 @@ def list_jobs(
 
 @jobs.command()
 @database_option
-@click.argument("job_id", metavar="ID", type=int)
+@click.argument("job_id", metavar="ID", type=POSITIVE_BIGINT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def show(database_url: str | None, job_id: int, as_json: bool) -> None:
     """Show one job: its payload, attempts and error history with tracebacks.
@@ -94,9 +95,9 @@ def show(database_url: str | None, job_id: int, as_json: bool) -> None:
 
 @jobs.command()
 @database_option
-@click.argument("job_ids", metavar="[ID]...", type=int, nargs=-1)
+@click.argument("job_ids", metavar="[ID]...", type=POSITIVE_BIGINT, nargs=-1)
 @click.option("--all-failed", is_flag=True, help="Retry every failed, discarded or cancelled job.")
-@click.option("--name", help="Only jobs with this name.")
+@click.option("--name", type=UTF8_TEXT, help="Only jobs with this name.")
 def retry(
     database_url: str | None, job_ids: tuple[int, ...], all_failed: bool, name: str | None
 ) -> None:
@@ -133,7 +134,7 @@ def _not_retried(job_id: int, job: Job | None, name: str | None) -> str:
 
 @jobs.command()
 @database_option
-@click.argument("job_id", metavar="ID", type=int)
+@click.argument("job_id", metavar="ID", type=POSITIVE_BIGINT)
 def cancel(database_url: str | None, job_id: int) -> None:
     """Cancel a waiting job (it is archived as cancelled and can be retried later).
 
@@ -159,7 +160,7 @@ def cancel(database_url: str | None, job_id: int) -> None:
 
 @jobs.command()
 @database_option
-@click.argument("job_id", metavar="ID", type=int)
+@click.argument("job_id", metavar="ID", type=POSITIVE_BIGINT)
 def delete(database_url: str | None, job_id: int) -> None:
     """Delete a waiting or finished job for good.
 
@@ -231,7 +232,10 @@ def job_detail(job: Job) -> RenderableType:
     parts: list[RenderableType] = [facts, Text("payload", style="bold")]
     try:
         pretty = json.dumps(job.payload, indent=2, ensure_ascii=False)
-        parts.append(Syntax(pretty, "json", theme="ansi_dark", background_color="default"))
+        # Wrapped, never cut at the terminal's edge: an operator must see the whole payload.
+        parts.append(
+            Syntax(pretty, "json", theme="ansi_dark", background_color="default", word_wrap=True)
+        )
     except PayloadError as exc:
         parts.append(Text(f"{job.raw_payload}\n({exc})", style="red"))
     parts.append(Text(f"errors ({len(job.errors)})", style="bold"))

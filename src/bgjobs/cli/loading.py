@@ -1,7 +1,9 @@
 """Turn a TARGET (``module:attribute`` or ``path/to/file.py:attribute``) into a runtime.
 
 The attribute may be a built runtime (:class:`bgjobs.BgJobs`), a builder
-(:class:`bgjobs.BgJobsSpec`) or a zero-argument factory returning either.
+(:class:`bgjobs.BgJobsSpec`) or a zero-argument function returning either, written in the
+target's own module. Nothing else is called: not classes, built-ins or functions imported from
+elsewhere, so a mistyped TARGET cannot run arbitrary code. What a function returns is checked.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from bgjobs.runtime.app import BgJobs, BgJobsSpec, no_start_while_importing
 
 EXPECTED = (
     "a bgjobs.BgJobs runtime (the result of .build()), a bgjobs.BgJobsSpec builder, "
-    "or a zero-argument function returning one"
+    "or a zero-argument function defined in that module that returns one"
 )
 
 
@@ -47,7 +49,8 @@ def load_runtime(
     return spec.build()
 
 
-def load_object(target: str) -> object:
+def load_object(target: str) -> tuple[ModuleType, object]:
+    """The module TARGET names and the attribute it points at."""
     module_part, attribute = split_target(target)
     module = import_target(module_part)
     value: object = module
@@ -57,7 +60,7 @@ def load_object(target: str) -> object:
                 f"{module_part!r} has no attribute {attribute!r}{_candidates(module)}"
             )
         value = getattr(value, part)
-    return value
+    return module, value
 
 
 def resolve(target: str) -> BgJobs | BgJobsSpec:
@@ -66,19 +69,20 @@ def resolve(target: str) -> BgJobs | BgJobsSpec:
 
 
 def _resolve(target: str) -> BgJobs | BgJobsSpec:
-    value = load_object(target)
+    module, value = load_object(target)
     if isinstance(value, BgJobs | BgJobsSpec):
         return value
     if not callable(value):
         raise TargetError(f"{target} is {_describe(value)}; expected {EXPECTED}")
+    refusal = _not_a_factory(value, module)
+    if refusal is not None:
+        raise TargetError(f"{target} is {refusal}, so it was not called; expected {EXPECTED}")
     try:
         inspect.signature(value).bind()
     except TypeError:
         raise TargetError(
             f"{target} is {_describe(value)} that needs arguments; expected {EXPECTED}"
         ) from None
-    except ValueError:  # no signature (some builtins): just try calling it
-        pass
     try:
         result = value()
     except Exception as exc:
@@ -86,6 +90,34 @@ def _resolve(target: str) -> BgJobs | BgJobsSpec:
     if isinstance(result, BgJobs | BgJobsSpec):
         return result
     raise TargetError(f"{target}() returned {_describe(result)}; expected {EXPECTED}")
+
+
+def _not_a_factory(value: object, module: ModuleType) -> str | None:
+    """Why ``value`` must not be called as the app's factory, or None if it may be.
+
+    Only a plain (or method) Python function written in the target's own module is called: a
+    TARGET like ``os:fork`` or ``shutil:rmtree`` must never run just because it was named.
+    """
+    if inspect.isclass(value):
+        return f"the class {value.__module__}.{value.__qualname__}"
+    if inspect.isbuiltin(value):
+        owner = value.__module__ or type(value.__self__).__qualname__
+        return f"the built-in function {owner}.{value.__name__}"
+    function = value.__func__ if inspect.ismethod(value) else value
+    if not inspect.isfunction(function):
+        kind = type(value)
+        return f"a {kind.__module__}.{kind.__qualname__} object"
+    if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
+        return "an async function (the factory must be a plain def)"
+    if inspect.isgeneratorfunction(function):
+        return "a generator function (the factory must return, not yield)"
+    home = function.__module__
+    if home != module.__name__:
+        return (
+            f"the function {home}.{function.__qualname__}, defined in {home}, not in "
+            f"{module.__name__}; use {home}:{function.__qualname__} if it builds your runtime"
+        )
+    return None
 
 
 def split_target(target: str) -> tuple[str, str]:

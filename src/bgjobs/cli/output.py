@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, is_dataclass
 from datetime import UTC, datetime, timedelta
 from typing import IO, Any
@@ -19,15 +21,24 @@ from bgjobs.events import (
     JobDiscarded,
     JobFailed,
     JobTimedOut,
+    MaintenanceError,
     NoWorkerForJob,
     QueueError,
+    StoreError,
     SupervisorRestarted,
     WakeupLost,
     event_to_dict,
 )
 from bgjobs.job import Job
 
-_ERRORS = (JobDiscarded, QueueError, SupervisorRestarted, NoWorkerForJob)
+_ERRORS = (
+    JobDiscarded,
+    QueueError,
+    StoreError,
+    MaintenanceError,
+    SupervisorRestarted,
+    NoWorkerForJob,
+)
 _WARNINGS = (JobFailed, JobTimedOut, WakeupLost)
 
 
@@ -58,19 +69,47 @@ def event_json(event: Event) -> str:
 
 class EventPrinter:
     """A listener that writes each event as one line (plain or JSON) and flushes it at once.
-    Called from the runtime's threads, so writes are serialised by a lock."""
+    Called from the runtime's threads, so writes are serialised by a lock.
 
-    def __init__(self, *, as_json: bool, stream: IO[str] | None = None) -> None:
+    When the reader goes away (``bgjobs run --json | head -1``) there is nobody left to print
+    for: the printer goes quiet and calls ``on_closed`` once (``bg.request_stop``, a drain)."""
+
+    def __init__(
+        self,
+        *,
+        as_json: bool,
+        stream: IO[str] | None = None,
+        on_closed: Callable[[], None] | None = None,
+    ) -> None:
         self._format = event_json if as_json else event_line
         self._stream = stream
+        self._on_closed = on_closed
+        self._closed = False
         self._lock = threading.Lock()
 
     def __call__(self, event: Event) -> None:
         line = self._format(event)
         stream = self._stream or sys.stdout
         with self._lock:
-            stream.write(line + "\n")
-            stream.flush()
+            if self._closed:
+                return
+            try:
+                stream.write(line + "\n")
+                stream.flush()
+            except BrokenPipeError:
+                self._closed = True
+                if stream is sys.stdout:
+                    silence_stdout()
+                if self._on_closed is not None:
+                    self._on_closed()
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null after its reader left, so that nothing written later (nor
+    the flush at exit) raises BrokenPipeError again (the recipe of Python's `signal` docs)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def job_to_dict(job: Job) -> dict[str, Any]:

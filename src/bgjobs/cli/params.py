@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from bgjobs.payload import JSON
+from bgjobs.payload import JSON, MAX_PAYLOAD_DEPTH, lone_surrogate
 from bgjobs.schedules import parse_duration
 
 if TYPE_CHECKING:
@@ -36,6 +37,12 @@ class Duration(ParamType[timedelta]):
             return parse_duration(str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        except OverflowError:
+            self.fail(
+                f"{value!r} is too long: a duration is at most {timedelta.max.days} days",
+                param,
+                ctx,
+            )
 
 
 class JsonValue(ParamType[JSON]):
@@ -51,8 +58,22 @@ class JsonValue(ParamType[JSON]):
             parsed: JSON = json.loads(value)
         except json.JSONDecodeError as exc:
             self.fail(
-                f"{value!r} is not valid JSON ({exc.msg} at column {exc.colno}); quote it for "
-                """the shell, e.g. --payload '{"user_id": 1}'""",
+                f"{value!r:.80} is not valid JSON ({exc.msg} at column {exc.colno}); quote it "
+                """for the shell, e.g. --payload '{"user_id": 1}'""",
+                param,
+                ctx,
+            )
+        except RecursionError:  # what json.loads could not read, encode_payload would refuse
+            self.fail(
+                f"payload is nested more than {MAX_PAYLOAD_DEPTH} levels deep; flatten it, "
+                "or store the document elsewhere and pass its id",
+                param,
+                ctx,
+            )
+        except ValueError:  # the only other ValueError of json.loads: the int-to-text limit
+            self.fail(
+                f"payload has an integer longer than {sys.get_int_max_str_digits()} digits; "
+                "pass it as a string",
                 param,
                 ctx,
             )
@@ -78,6 +99,23 @@ class AwareDateTime(ParamType[datetime]):
                 f"{value!r} has no time zone; add Z (UTC) or an offset such as +01:00", param, ctx
             )
         return parsed
+
+
+class Utf8Text(ParamType[str]):
+    """Text that is valid UTF-8. Bytes in argv that are not arrive as lone surrogates, which
+    no store can encode and no stored name contains."""
+
+    name = "text"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if lone_surrogate(text) is not None:
+            self.fail(
+                f"{text!r} is not valid UTF-8 text; check the terminal's encoding (locale)",
+                param,
+                ctx,
+            )
+        return text
 
 
 class CommaList(ParamType[tuple[str, ...]]):
@@ -108,6 +146,9 @@ class CommaList(ParamType[tuple[str, ...]]):
         return items
 
 
+# Job ids and row counts: both stores hold 64-bit signed integers.
+POSITIVE_BIGINT = click.IntRange(min=1, max=2**63 - 1)
 DURATION = Duration()
+UTF8_TEXT = Utf8Text()
 JSON_VALUE = JsonValue()
 AWARE_DATETIME = AwareDateTime()

@@ -44,8 +44,8 @@ def run(
     """Run an app's jobs until SIGINT/SIGTERM, then drain gracefully.
 
     TARGET is module:attribute or path/to/file.py:attribute, naming a built runtime
-    (bgjobs.BgJobs), a builder (bgjobs.BgJobsSpec) or a zero-argument function returning one.
-    The app defines its own database.
+    (bgjobs.BgJobs), a builder (bgjobs.BgJobsSpec) or a zero-argument function, defined in
+    that module, returning one; nothing else is called. The app defines its own database.
 
     \b
     Examples:
@@ -53,7 +53,8 @@ def run(
       bgjobs run examples/cli_app.py:bg --no-live --queues default --concurrency 2
       bgjobs run myapp.jobs:make_spec --json | jq .
 
-    Exit code 0 after a graceful stop, 1 if the runtime failed.
+    Exit code 0 after a graceful stop (also when the reader of --json/--no-live output goes
+    away, e.g. `| head -1`), 1 if the runtime failed.
     """
     if live and as_json:
         raise click.UsageError("--json writes event lines; it cannot be combined with --live")
@@ -62,5 +63,5 @@ def run(
     if live if live is not None else (not as_json and sys.stdout.isatty()):
         run_live(bg)
     else:
-        bg.add_listener(EventPrinter(as_json=as_json))
+        bg.add_listener(EventPrinter(as_json=as_json, on_closed=bg.request_stop))
         bg.run()
