@@ -1,5 +1,10 @@
-"""Tests for bgjobs.schedules: builder -> cron text, fire times vs croniter, DST, intervals,
-validation messages, describe() stability and parse_duration."""
+"""Tests for bgjobs.schedules: builder -> cron text and fire times, raw cron in UTC,
+intervals, validation messages, describe() stability and parse_duration.
+
+Expected fire times are worked out by hand (2024-01-01 is a Monday; 2027-12-30 a
+Thursday; 2028-01-01 a Saturday), never taken from another cron library. DST, the
+day-field rule, month ends and leap years have their own tables in tests/schedules/.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from croniter import croniter
 
 from bgjobs.errors import ScheduleError
 from bgjobs.schedules import (
@@ -30,177 +34,241 @@ def utc(
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
-def croniter_times(expression: str, after: datetime, count: int) -> list[datetime]:
-    """Oracle: croniter itself, in UTC (no DST), with its seconds-first switch."""
-    it = croniter(expression, after, second_at_beginning=len(expression.split()) == 6)
-    return [it.get_next(datetime).astimezone(UTC) for _ in range(count)]
-
-
 # --------------------------------------------------------------------------- builder table
 
-# (builder, expected 6-field cron, start, expected first fire time or None)
-BUILDER_CASES: list[tuple[FieldSchedule, str, datetime, datetime | None]] = [
-    (schedule(), "* * * * * *", utc(2024, 1, 1, 0, 0, 0), utc(2024, 1, 1, 0, 0, 1)),
-    (schedule().on_minute(10), "0 10 * * * *", utc(2024, 1, 1, 0, 10), utc(2024, 1, 1, 1, 10)),
-    (schedule().on_hour(3), "0 0 3 * * *", utc(2024, 1, 1, 3, 0, 1), utc(2024, 1, 2, 3)),
+# (builder, expected 6-field cron, start, expected next fire times)
+BUILDER_CASES: list[tuple[FieldSchedule, str, datetime, list[datetime]]] = [
+    (
+        schedule(),
+        "* * * * * *",
+        utc(2024, 1, 1, 0, 0, 0),
+        [utc(2024, 1, 1, 0, 0, 1), utc(2024, 1, 1, 0, 0, 2), utc(2024, 1, 1, 0, 0, 3)],
+    ),
+    # Strictly after 00:10, so the next :10 is an hour later.
+    (
+        schedule().on_minute(10),
+        "0 10 * * * *",
+        utc(2024, 1, 1, 0, 10),
+        [utc(2024, 1, 1, 1, 10), utc(2024, 1, 1, 2, 10)],
+    ),
+    (
+        schedule().on_hour(3),
+        "0 0 3 * * *",
+        utc(2024, 1, 1, 3, 0, 1),
+        [utc(2024, 1, 2, 3), utc(2024, 1, 3, 3)],
+    ),
     (
         schedule().on_second(30),
         "30 * * * * *",
         utc(2024, 1, 1, 0, 0, 30),
-        utc(2024, 1, 1, 0, 1, 30),
+        [utc(2024, 1, 1, 0, 1, 30), utc(2024, 1, 1, 0, 2, 30)],
     ),
-    # Inclusive range: the last endpoint (12) fires.
+    # Inclusive range: the last endpoint (12) fires, then 10 of the next hour.
     (
         schedule().between_minutes(10, 12),
         "0 10-12 * * * *",
         utc(2024, 1, 1, 0, 11, 5),
-        utc(2024, 1, 1, 0, 12),
+        [utc(2024, 1, 1, 0, 12), utc(2024, 1, 1, 1, 10), utc(2024, 1, 1, 1, 11)],
     ),
     (
         schedule().between_seconds(58, 59),
         "58,59 * * * * *",
         utc(2024, 1, 1, 0, 0, 58),
-        utc(2024, 1, 1, 0, 0, 59),
+        [utc(2024, 1, 1, 0, 0, 59), utc(2024, 1, 1, 0, 1, 58), utc(2024, 1, 1, 0, 1, 59)],
     ),
     (
         schedule().between_hours(22, 23).on_minute(59),
         "0 59 22,23 * * *",
         utc(2024, 1, 1, 23, 0),
-        utc(2024, 1, 1, 23, 59),
+        [utc(2024, 1, 1, 23, 59), utc(2024, 1, 2, 22, 59), utc(2024, 1, 2, 23, 59)],
     ),
     (
         schedule().on_minutes([30, 0]),
         "0 0,30 * * * *",
         utc(2024, 1, 1, 0, 0),
-        utc(2024, 1, 1, 0, 30),
+        [utc(2024, 1, 1, 0, 30), utc(2024, 1, 1, 1, 0)],
     ),
     # Repeated calls add values.
     (
         schedule().on_hours([9, 17]).on_hour(12),
         "0 0 9,12,17 * * *",
         utc(2024, 1, 1, 9, 0),
-        utc(2024, 1, 1, 12),
+        [utc(2024, 1, 1, 12), utc(2024, 1, 1, 17), utc(2024, 1, 2, 9)],
     ),
     (
         schedule().every_minute(15),
         "0 */15 * * * *",
         utc(2024, 1, 1, 0, 44, 59),
-        utc(2024, 1, 1, 0, 45),
+        [utc(2024, 1, 1, 0, 45), utc(2024, 1, 1, 1, 0), utc(2024, 1, 1, 1, 15)],
     ),
     (
         schedule().every_second(20),
         "*/20 * * * * *",
         utc(2024, 1, 1, 0, 0, 40),
-        utc(2024, 1, 1, 0, 1, 0),
+        [utc(2024, 1, 1, 0, 1, 0), utc(2024, 1, 1, 0, 1, 20)],
     ),
+    # Hours 0, 6, 12, 18: after 18:30 the next is 00:30 tomorrow.
     (
         schedule().every_hour(6).on_minute(30),
         "0 30 */6 * * *",
         utc(2024, 1, 1, 18, 30),
-        utc(2024, 1, 2, 0, 30),
+        [utc(2024, 1, 2, 0, 30), utc(2024, 1, 2, 6, 30)],
     ),
     # 2024-01-05 is a Friday: weekdays skip to Monday the 8th.
     (
         schedule().on_weekdays().on_hour(9),
         "0 0 9 * * 1-5",
         utc(2024, 1, 5, 9, 0),
-        utc(2024, 1, 8, 9),
+        [utc(2024, 1, 8, 9), utc(2024, 1, 9, 9)],
     ),
     (
         schedule().on_weekends().on_hour(10).on_minute(30),
         "0 30 10 * * 0,6",
         utc(2024, 1, 1),
-        utc(2024, 1, 6, 10, 30),
+        [utc(2024, 1, 6, 10, 30), utc(2024, 1, 7, 10, 30), utc(2024, 1, 13, 10, 30)],
     ),
-    (schedule().on_mondays(), "0 0 0 * * 1", utc(2024, 1, 1), utc(2024, 1, 8)),
-    (schedule().on_sundays().on_saturdays(), "0 0 0 * * 0,6", utc(2024, 1, 1), utc(2024, 1, 6)),
+    (schedule().on_mondays(), "0 0 0 * * 1", utc(2024, 1, 1), [utc(2024, 1, 8), utc(2024, 1, 15)]),
+    (
+        schedule().on_sundays().on_saturdays(),
+        "0 0 0 * * 0,6",
+        utc(2024, 1, 1),
+        [utc(2024, 1, 6), utc(2024, 1, 7), utc(2024, 1, 13)],
+    ),
     # 7 is Sunday too, and Friday..Sunday stays inclusive through 7.
-    (schedule().on_day_of_week(7), "0 0 0 * * 0", utc(2024, 1, 1), utc(2024, 1, 7)),
-    (schedule().between_days_of_week(5, 7), "0 0 0 * * 0,5,6", utc(2024, 1, 1), utc(2024, 1, 5)),
+    (
+        schedule().on_day_of_week(7),
+        "0 0 0 * * 0",
+        utc(2024, 1, 1),
+        [utc(2024, 1, 7), utc(2024, 1, 14)],
+    ),
+    (
+        schedule().between_days_of_week(5, 7),
+        "0 0 0 * * 0,5,6",
+        utc(2024, 1, 1),
+        [utc(2024, 1, 5), utc(2024, 1, 6), utc(2024, 1, 7), utc(2024, 1, 12)],
+    ),
     (
         schedule().on_day_of_week("wed").on_hour(8),
         "0 0 8 * * 3",
         utc(2024, 1, 1),
-        utc(2024, 1, 3, 8),
+        [utc(2024, 1, 3, 8), utc(2024, 1, 10, 8)],
     ),
     # Month ends: day 31 skips the 30-day and 29-day months.
     (
         schedule().on_day_of_month(31).on_hour(12),
         "0 0 12 31 * *",
         utc(2024, 1, 31, 13),
-        utc(2024, 3, 31, 12),
+        [utc(2024, 3, 31, 12), utc(2024, 5, 31, 12), utc(2024, 7, 31, 12)],
     ),
     (
         schedule().between_days_of_month(28, 31),
         "0 0 0 28-31 * *",
         utc(2024, 2, 29, 1),
-        utc(2024, 3, 28),
+        [utc(2024, 3, 28), utc(2024, 3, 29), utc(2024, 3, 30), utc(2024, 3, 31), utc(2024, 4, 28)],
     ),
     # Feb 29: next one after 2027-03 is 2028 (leap), and from 2028-03 it is 2032.
-    (schedule().on_day_of_month(29).on_month(2), "0 0 0 29 2 *", utc(2027, 3, 1), utc(2028, 2, 29)),
+    (
+        schedule().on_day_of_month(29).on_month(2),
+        "0 0 0 29 2 *",
+        utc(2027, 3, 1),
+        [utc(2028, 2, 29), utc(2032, 2, 29)],
+    ),
     (
         schedule().on_day_of_month(29).on_month("february"),
         "0 0 0 29 2 *",
         utc(2028, 3, 1),
-        utc(2032, 2, 29),
+        [utc(2032, 2, 29), utc(2036, 2, 29)],
     ),
-    # dom and dow both restricted: fire on EITHER (13th or any Friday).
-    (schedule().on_day_of_month(13).on_fridays(), "0 0 0 13 * 5", utc(2024, 1, 1), utc(2024, 1, 5)),
+    # dom and dow both set: fire on EITHER (13th or any Friday: 5, 12, 13, 19, 26).
+    (
+        schedule().on_day_of_month(13).on_fridays(),
+        "0 0 0 13 * 5",
+        utc(2024, 1, 1),
+        [utc(2024, 1, d) for d in (5, 12, 13, 19, 26)],
+    ),
+    # Chosen days are never written with '*': odd days OR Mondays (3, 5, 7, 8, 9).
+    (
+        schedule().on_days_of_month(range(1, 32, 2)).on_mondays(),
+        "0 0 0 1-31/2 * 1",
+        utc(2024, 1, 1),
+        [utc(2024, 1, d) for d in (3, 5, 7, 8, 9)],
+    ),
+    # Every weekday chosen, OR the 1st: every day (classic rule).
+    (
+        schedule().between_days_of_week(0, 6).on_day_of_month(1),
+        "0 0 0 1 * 0-6",
+        utc(2024, 1, 1),
+        [utc(2024, 1, 2), utc(2024, 1, 3)],
+    ),
     # Lower fields reset when the hour / day / month advances.
     (
         schedule().on_hour(9).on_minute(30),
         "0 30 9 * * *",
         utc(2024, 1, 1, 10, 45, 50),
-        utc(2024, 1, 2, 9, 30),
+        [utc(2024, 1, 2, 9, 30), utc(2024, 1, 3, 9, 30)],
     ),
     (
         schedule().on_day_of_month(1).on_hour(6),
         "0 0 6 1 * *",
         utc(2024, 1, 31, 23, 59, 59),
-        utc(2024, 2, 1, 6),
+        [utc(2024, 2, 1, 6), utc(2024, 3, 1, 6)],
     ),
-    # Day-of-week still checked after a month change (March 2025 starts on Saturday).
-    (schedule().on_mondays().on_month(3), "0 0 0 * 3 1", utc(2024, 3, 25, 1), utc(2025, 3, 3)),
+    # Day-of-week still checked after a month change: March 2024's last Monday is the
+    # 25th; March 2025 starts on a Saturday, so its Mondays are 3, 10, 17.
+    (
+        schedule().on_mondays().on_month(3),
+        "0 0 0 * 3 1",
+        utc(2024, 3, 25, 1),
+        [utc(2025, 3, 3), utc(2025, 3, 10), utc(2025, 3, 17)],
+    ),
     # Year rollover.
     (
         schedule().on_month(12).on_day_of_month(31).on_hour(23).on_minute(59).on_second(59),
         "59 59 23 31 12 *",
         utc(2024, 12, 31, 23, 59, 59),
-        utc(2025, 12, 31, 23, 59, 59),
+        [utc(2025, 12, 31, 23, 59, 59)],
     ),
-    (schedule().on_month(3), "0 0 0 1 3 *", utc(2024, 3, 1, 0, 0, 0), utc(2025, 3, 1)),
-    (schedule().on_months(["jan", "july"]), "0 0 0 1 1,7 *", utc(2024, 1, 1), utc(2024, 7, 1)),
+    (
+        schedule().on_month(3),
+        "0 0 0 1 3 *",
+        utc(2024, 3, 1, 0, 0, 0),
+        [utc(2025, 3, 1), utc(2026, 3, 1)],
+    ),
+    (
+        schedule().on_months(["jan", "july"]),
+        "0 0 0 1 1,7 *",
+        utc(2024, 1, 1),
+        [utc(2024, 7, 1), utc(2025, 1, 1)],
+    ),
     (
         schedule().between_months(3, 5).on_day_of_month(15),
         "0 0 0 15 3-5 *",
         utc(2024, 5, 15),
-        utc(2025, 3, 15),
+        [utc(2025, 3, 15), utc(2025, 4, 15), utc(2025, 5, 15)],
     ),
     (
         schedule().on_days_of_month([1, 15]).on_hour(0).on_minute(0).on_second(0),
         "0 0 0 1,15 * *",
         utc(2024, 1, 1),
-        utc(2024, 1, 15),
+        [utc(2024, 1, 15), utc(2024, 2, 1), utc(2024, 2, 15)],
     ),
     (
         schedule().on_seconds([0, 1, 2, 3, 10]),
         "0-3,10 * * * * *",
         utc(2024, 1, 1, 0, 0, 3),
-        utc(2024, 1, 1, 0, 0, 10),
+        [utc(2024, 1, 1, 0, 0, 10), utc(2024, 1, 1, 0, 1, 0), utc(2024, 1, 1, 0, 1, 1)],
     ),
 ]
 
 
-@pytest.mark.parametrize(("builder", "expression", "start", "first"), BUILDER_CASES)
-def test_builder_compiles_and_matches_croniter(
-    builder: FieldSchedule, expression: str, start: datetime, first: datetime | None
+@pytest.mark.parametrize(("builder", "expression", "start", "expected"), BUILDER_CASES)
+def test_builder_compiles_and_fires(
+    builder: FieldSchedule, expression: str, start: datetime, expected: list[datetime]
 ) -> None:
     assert builder.cron_expression() == expression
     assert builder.to_cron() == Cron(expression, "UTC")
-    ours = next_times(builder, start, 8)
-    assert ours == croniter_times(expression, start, 8)
-    if first is not None:
-        assert ours[0] == first
+    ours = next_times(builder, start, len(expected))
+    assert ours == expected
     assert all(t.tzinfo is UTC for t in ours)
 
 
@@ -211,6 +279,8 @@ def test_builder_is_immutable() -> None:
     assert extended.hours == (9, 17)
     assert base.in_timezone("Europe/Paris").tz == "Europe/Paris"
     assert base.tz == "UTC"
+    assert base.with_dst(on_gap="skip").on_gap == "skip"
+    assert base.on_gap == "shift"
 
 
 def test_builder_range_end_inclusive_hand_checked() -> None:
@@ -232,27 +302,54 @@ def test_builder_implements_schedule_and_delegates() -> None:
 
 # --------------------------------------------------------------------------- raw cron
 
-CRON_CASES = [
-    "*/5 * * * *",
-    "0 9 * * 1-5",
-    "15 14 1 * *",
-    "0 22 * * 1-5",
-    "23 0-20/2 * * *",
-    "5 4 * * sun",
-    "0 0,12 1 */2 *",
-    "0 0 13 * 5",
-    "0 0 31 * *",
-    "0 0 29 2 *",
-    "30 */10 * * * *",
-    "0 0 12 * jan,jul mon",
-    "10/15 * * * *",
+AFTER = utc(2027, 12, 30, 22, 47, 13)  # a Thursday; 2028 is a leap year
+
+# (expression, expected fire times after AFTER, in UTC)
+CRON_CASES: list[tuple[str, list[datetime]]] = [
+    ("*/5 * * * *", [utc(2027, 12, 30, 22, 50), utc(2027, 12, 30, 22, 55), utc(2027, 12, 30, 23)]),
+    # Friday the 31st, then Monday Jan 3 (Jan 1-2 2028 are a weekend).
+    ("0 9 * * 1-5", [utc(2027, 12, 31, 9), utc(2028, 1, 3, 9), utc(2028, 1, 4, 9)]),
+    ("15 14 1 * *", [utc(2028, 1, 1, 14, 15), utc(2028, 2, 1, 14, 15), utc(2028, 3, 1, 14, 15)]),
+    # 22:00 today has passed (22:47).
+    ("0 22 * * 1-5", [utc(2027, 12, 31, 22), utc(2028, 1, 3, 22)]),
+    # Hours 0, 2, ..., 20: after 20:23 comes 00:23 of the next day.
+    (
+        "23 0-20/2 * * *",
+        [utc(2027, 12, 31, h, 23) for h in range(0, 21, 2)] + [utc(2028, 1, 1, 0, 23)],
+    ),
+    ("5 4 * * sun", [utc(2028, 1, 2, 4, 5), utc(2028, 1, 9, 4, 5)]),
+    # Odd months (1, 3, ...), day 1, at 00:00 and 12:00.
+    ("0 0,12 1 */2 *", [utc(2028, 1, 1), utc(2028, 1, 1, 12), utc(2028, 3, 1)]),
+    # 13th OR Friday: Fri 31, Fri Jan 7, Thu Jan 13, Fri Jan 14.
+    (
+        "0 0 13 * 5",
+        [utc(2027, 12, 31), utc(2028, 1, 7), utc(2028, 1, 13), utc(2028, 1, 14)],
+    ),
+    ("0 0 31 * *", [utc(2027, 12, 31), utc(2028, 1, 31), utc(2028, 3, 31)]),
+    ("0 0 29 2 *", [utc(2028, 2, 29), utc(2032, 2, 29)]),
+    # 6 fields: second 30 of minutes 0, 10, ..., 50.
+    (
+        "30 */10 * * * *",
+        [
+            utc(2027, 12, 30, 22, 50, 30),
+            utc(2027, 12, 30, 23, 0, 30),
+            utc(2027, 12, 30, 23, 10, 30),
+        ],
+    ),
+    # 6 fields: noon on Mondays of January and July. Jan 2028 Mondays: 3, 10, 17, 24,
+    # 31; July 1 2028 is 182 days (26 weeks) after Jan 1, a Saturday, so July 3.
+    (
+        "0 0 12 * jan,jul mon",
+        [utc(2028, 1, d, 12) for d in (3, 10, 17, 24, 31)] + [utc(2028, 7, 3, 12)],
+    ),
+    # '10/15' is 10, 25, 40, 55.
+    ("10/15 * * * *", [utc(2027, 12, 30, 22, 55), utc(2027, 12, 30, 23, 10)]),
 ]
 
 
-@pytest.mark.parametrize("expression", CRON_CASES)
-def test_cron_matches_croniter_in_utc(expression: str) -> None:
-    start = utc(2027, 12, 30, 22, 47, 13)
-    assert next_times(cron(expression), start, 10) == croniter_times(expression, start, 10)
+@pytest.mark.parametrize(("expression", "expected"), CRON_CASES, ids=[c[0] for c in CRON_CASES])
+def test_cron_in_utc(expression: str, expected: list[datetime]) -> None:
+    assert next_times(cron(expression), AFTER, len(expected)) == expected
 
 
 def test_aliases() -> None:
@@ -269,14 +366,16 @@ def test_six_fields_put_seconds_first() -> None:
     assert cron("15 30 * * * *").next_after(utc(2024, 1, 1)) == utc(2024, 1, 1, 0, 30, 15)
 
 
-def test_dom_dow_or_rule_hand_checked() -> None:
+def test_dom_dow_rule_hand_checked() -> None:
     # 13th of the month OR any Friday (Jan 2024: Fridays 5, 12, 19, 26).
     days = [t.day for t in next_times(cron("0 0 13 * 5"), utc(2024, 1, 1), 6)]
     assert days == [5, 12, 13, 19, 26, 2]
     # Only day-of-week restricted: only Fridays.
     assert [t.day for t in next_times(cron("0 0 * * 5"), utc(2024, 1, 1), 3)] == [5, 12, 19]
-    # A field covering every value counts as '*', so this is Fridays only.
-    assert [t.day for t in next_times(cron("0 0 1-31 * 5"), utc(2024, 1, 1), 3)] == [5, 12, 19]
+    # '1-31' is written restricted, so it ORs with Friday: every day (classic cron).
+    assert [t.day for t in next_times(cron("0 0 1-31 * 5"), utc(2024, 1, 1), 3)] == [2, 3, 4]
+    # '*/1' starts with '*', so both must match: Fridays.
+    assert [t.day for t in next_times(cron("0 0 */1 * 5"), utc(2024, 1, 1), 3)] == [5, 12, 19]
 
 
 def test_exact_boundary_is_not_returned() -> None:
@@ -298,126 +397,6 @@ def test_cron_tz_evaluates_wall_clock() -> None:
     c = cron("0 9 * * *", tz="Europe/Paris")
     assert c.next_after(utc(2024, 1, 10)) == utc(2024, 1, 10, 8)
     assert c.next_after(utc(2024, 7, 10)) == utc(2024, 7, 10, 7)
-
-
-# --------------------------------------------------------------------------- DST
-
-PARIS, NEW_YORK = "Europe/Paris", "America/New_York"
-
-# (expression, tz, after, expected fire times in UTC)
-DST_CASES = [
-    # Paris spring forward 2024-03-31: 02:00 CET -> 03:00 CEST, 02:30 never shows.
-    (
-        "30 2 * * *",
-        PARIS,
-        utc(2024, 3, 29, 12),
-        [utc(2024, 3, 30, 1, 30), utc(2024, 3, 31, 1, 0), utc(2024, 4, 1, 0, 30)],
-    ),
-    # Paris fall back 2024-10-27: 03:00 CEST -> 02:00 CET, 02:30 happens twice; fire once.
-    (
-        "30 2 * * *",
-        PARIS,
-        utc(2024, 10, 25, 12),
-        [utc(2024, 10, 26, 0, 30), utc(2024, 10, 27, 0, 30), utc(2024, 10, 28, 1, 30)],
-    ),
-    # New York spring forward 2024-03-10: 02:00 EST -> 03:00 EDT.
-    (
-        "30 2 * * *",
-        NEW_YORK,
-        utc(2024, 3, 8, 12),
-        [utc(2024, 3, 9, 7, 30), utc(2024, 3, 10, 7, 0), utc(2024, 3, 11, 6, 30)],
-    ),
-    # New York fall back 2024-11-03: 02:00 EDT -> 01:00 EST, 01:30 happens twice.
-    (
-        "30 1 * * *",
-        NEW_YORK,
-        utc(2024, 11, 1, 12),
-        [utc(2024, 11, 2, 5, 30), utc(2024, 11, 3, 5, 30), utc(2024, 11, 4, 6, 30)],
-    ),
-    # 6-field every 30 minutes, Paris spring: 02:00 and 02:30 collapse into 03:00 CEST.
-    (
-        "0 */30 * * * *",
-        PARIS,
-        utc(2024, 3, 30, 23, 45),
-        [
-            utc(2024, 3, 31, 0, 0),
-            utc(2024, 3, 31, 0, 30),
-            utc(2024, 3, 31, 1, 0),
-            utc(2024, 3, 31, 1, 30),
-        ],
-    ),
-    # ... Paris fall: the repeated 02:00 and 02:30 (CET) do not fire again.
-    (
-        "0 */30 * * * *",
-        PARIS,
-        utc(2024, 10, 26, 23, 45),
-        [
-            utc(2024, 10, 27, 0, 0),
-            utc(2024, 10, 27, 0, 30),
-            utc(2024, 10, 27, 2, 0),
-            utc(2024, 10, 27, 2, 30),
-        ],
-    ),
-    # ... New York spring: 02:00 and 02:30 EST never show; 03:00 EDT fires once.
-    (
-        "0 */30 * * * *",
-        NEW_YORK,
-        utc(2024, 3, 10, 6, 15),
-        [utc(2024, 3, 10, 6, 30), utc(2024, 3, 10, 7, 0), utc(2024, 3, 10, 7, 30)],
-    ),
-    # ... New York fall: 01:00 and 01:30 fire in EDT only.
-    (
-        "0 */30 * * * *",
-        NEW_YORK,
-        utc(2024, 11, 3, 4, 45),
-        [
-            utc(2024, 11, 3, 5, 0),
-            utc(2024, 11, 3, 5, 30),
-            utc(2024, 11, 3, 7, 0),
-            utc(2024, 11, 3, 7, 30),
-        ],
-    ),
-    # Hourly at :30 through the Paris gap: 02:30 is moved to 03:00, then 03:30 as usual.
-    (
-        "30 * * * *",
-        PARIS,
-        utc(2024, 3, 31, 0, 0),
-        [utc(2024, 3, 31, 0, 30), utc(2024, 3, 31, 1, 0), utc(2024, 3, 31, 1, 30)],
-    ),
-]
-
-
-@pytest.mark.parametrize(("expression", "tz", "after", "expected"), DST_CASES)
-def test_dst_rule(expression: str, tz: str, after: datetime, expected: list[datetime]) -> None:
-    assert next_times(cron(expression, tz), after, len(expected)) == expected
-
-
-def test_dst_fall_back_after_inside_repeated_hour() -> None:
-    every_second = cron("* * * * * *", PARIS)
-    # 01:30Z is 02:30 CET, the second pass of the repeated hour: nothing fires until 03:00 CET.
-    assert every_second.next_after(utc(2024, 10, 27, 1, 30)) == utc(2024, 10, 27, 2, 0)
-    # Last second of the first pass -> straight to 03:00 CET.
-    assert every_second.next_after(utc(2024, 10, 27, 0, 59, 59)) == utc(2024, 10, 27, 2, 0)
-    half_hourly = cron("0 */30 * * * *", NEW_YORK)
-    # 06:10Z is 01:10 EST (second pass): next is 02:00 EST.
-    assert half_hourly.next_after(utc(2024, 11, 3, 6, 10)) == utc(2024, 11, 3, 7, 0)
-
-
-def test_dst_gap_fires_once_per_second_schedule() -> None:
-    every_second = cron("* * * * * *", PARIS)
-    # 00:59:59Z = 01:59:59 CET; the next instant on the clock is 03:00:00 CEST = 01:00:00Z.
-    assert next_times(every_second, utc(2024, 3, 31, 0, 59, 59), 2) == [
-        utc(2024, 3, 31, 1, 0, 0),
-        utc(2024, 3, 31, 1, 0, 1),
-    ]
-
-
-def test_dst_builder_in_timezone() -> None:
-    built = schedule().on_hour(2).on_minute(30).in_timezone(NEW_YORK)
-    assert next_times(built, utc(2024, 3, 9, 12), 2) == [
-        utc(2024, 3, 10, 7),
-        utc(2024, 3, 11, 6, 30),
-    ]
 
 
 # --------------------------------------------------------------------------- intervals
@@ -528,6 +507,24 @@ ERROR_CASES: list[tuple[Callable[[], object], list[str]]] = [
     (lambda: schedule().in_timezone("Nowhere/City"), ["time zone", "Nowhere/City"]),
     (lambda: schedule().on_day_of_month(30).on_month(2).to_cron(), ["never fire", "'month'"]),
     (lambda: FieldSchedule(minutes=(99,)), ["'minute'", "99"]),
+    (lambda: cron("0 0 30 2 */7"), ["never fire", "'day-of-month' (30)"]),
+    (
+        lambda: cron("0 2 * * *", on_gap="later"),  # type: ignore[arg-type]
+        ["on_gap='later'", "'shift'", "'skip'"],
+    ),
+    (
+        lambda: cron("0 2 * * *", on_repeat="twice"),  # type: ignore[arg-type]
+        ["on_repeat='twice'", "'second' or 'both'"],
+    ),
+    (lambda: cron("*/5 * * * *", on_repeat="both"), ["on_repeat='both'", "fixed times only"]),
+    (
+        lambda: schedule().with_dst(on_gap="never"),  # type: ignore[arg-type]
+        ["schedule()", "on_gap='never'"],
+    ),
+    (
+        lambda: FieldSchedule(on_repeat="last"),  # type: ignore[arg-type]
+        ["schedule()", "on_repeat='last'"],
+    ),
 ]
 
 
@@ -579,8 +576,11 @@ def test_describe_changes_when_definition_changes() -> None:
         cron("*/5 * * * *").describe(),
         cron("*/5 * * * *", "Europe/Paris").describe(),
         schedule().every_minute(5).describe(),
+        cron("*/5 * * * *", on_gap="skip").describe(),
+        cron("0 2 * * *", on_repeat="both").describe(),
+        cron("0 2 * * *").describe(),
     }
-    assert len(descriptions) == 6
+    assert len(descriptions) == 9
 
 
 # --------------------------------------------------------------------------- parse_duration

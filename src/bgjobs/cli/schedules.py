@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import get_args
 from zoneinfo import ZoneInfo
 
 import click
@@ -12,8 +13,8 @@ from bgjobs.cli.loading import load_runtime
 from bgjobs.cli.output import CliUsageError, print_json
 from bgjobs.cli.render import new_table, relative, schedule_table
 from bgjobs.errors import ScheduleError
+from bgjobs.schedules import GapChoice, RepeatChoice, next_times
 from bgjobs.schedules import cron as parse_cron
-from bgjobs.schedules import next_times
 
 
 @click.command()
@@ -55,11 +56,26 @@ def schedules(target: str, as_json: bool) -> None:
     show_default=True,
     help="How many fire times to show.",
 )
-def cron(expression: str, tz: str, count: int) -> None:
+@click.option(
+    "--on-gap",
+    type=click.Choice(get_args(GapChoice)),
+    default="shift",
+    show_default=True,
+    help="A time skipped by a DST spring-forward: run it after the gap, or skip it.",
+)
+@click.option(
+    "--on-repeat",
+    type=click.Choice(get_args(RepeatChoice)),
+    default="first",
+    show_default=True,
+    help="A fixed time repeated by a DST fall-back: which occurrences run.",
+)
+def cron(expression: str, tz: str, count: int, on_gap: GapChoice, on_repeat: RepeatChoice) -> None:
     """Preview the next fire times of a cron expression.
 
     5 fields (minute hour day-of-month month day-of-week), 6 fields with seconds first, or
-    @hourly, @daily, @weekly, @monthly, @yearly.
+    @hourly, @daily, @weekly, @monthly, @yearly. Prints which days match (day-of-month
+    and day-of-week combine with OR, or with AND when one is written with '*').
 
     \b
     Examples:
@@ -67,7 +83,7 @@ def cron(expression: str, tz: str, count: int) -> None:
       bgjobs cron "*/10 * * * * *" --count 3
     """
     try:
-        schedule = parse_cron(expression, tz)
+        schedule = parse_cron(expression, tz, on_gap=on_gap, on_repeat=on_repeat)
     except ScheduleError as exc:
         raise CliUsageError(str(exc)) from exc
     now = datetime.now(UTC)
@@ -85,3 +101,4 @@ def cron(expression: str, tz: str, count: int) -> None:
             relative(fire, now),
         )
     Console().print(table)
+    click.echo(f"days: {schedule.describe_days()}")

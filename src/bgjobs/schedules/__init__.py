@@ -10,19 +10,22 @@ Three kinds of schedule exist:
 * :class:`Interval` (built with :func:`every`) -- a fixed period on a fixed grid,
   ``anchor + k * period``, so every node computes the same fire times.
 * :class:`Cron` (built with :func:`cron`) -- a 5-field or 6-field (seconds first) cron
-  expression, evaluated on the wall clock of an IANA time zone. croniter does the
-  calendar maths on naive wall-clock times; this package maps wall-clock times to
-  instants itself, because croniter fires a time repeated by a DST fall-back twice.
+  expression, evaluated on the wall clock of an IANA time zone by bgjobs' own
+  calendar search (classic Vixie/Debian day-field rule).
 * :class:`FieldSchedule` (built with :func:`schedule`) -- an immutable fluent builder
   that compiles to a 6-field :class:`Cron`.
 
-DST rule for cron schedules: a wall-clock time skipped by a spring-forward gap fires
-once, at the first instant after the gap; a wall-clock time repeated by a fall-back
-fires once, at its first occurrence.
+DST for cron schedules follows Debian cron: a fixed time (minute and hour not written
+with ``*``) repeated by a fall-back fires once, at its first occurrence; a wildcard
+time fires through both passes of the repeated hour; a time skipped by a
+spring-forward fires at the first instant after the gap. ``on_gap`` and ``on_repeat``
+change that per schedule (see :mod:`.dst`).
 
 Layout: :mod:`.durations` (``parse_duration``), :mod:`.interval` (``Interval``/``every``),
-:mod:`.cron_fields` (cron field specs, parsing, formatting), :mod:`.timezones` (zone
-lookup and DST resolution), :mod:`.cron_schedule` (``Cron``/``cron``) and
+:mod:`.cron_fields` (cron field specs, parsing, formatting), :mod:`.cron_calendar`
+(matching wall-clock times, the day rule), :mod:`.timezones` (zone lookup, gaps and
+repeats), :mod:`.dst` (DST choices, wall clock to instants),
+:mod:`.cron_schedule` (``Cron``/``cron``) and
 :mod:`.builder` (``FieldSchedule``/``schedule``). This module holds the
 :class:`Schedule` protocol and :func:`next_times`, and re-exports the public names.
 """
@@ -34,13 +37,16 @@ from typing import Protocol
 
 from bgjobs.schedules.builder import FieldSchedule, schedule
 from bgjobs.schedules.cron_schedule import Cron, cron
+from bgjobs.schedules.dst import GapChoice, RepeatChoice
 from bgjobs.schedules.durations import parse_duration
 from bgjobs.schedules.interval import Interval, every
 
 __all__ = [
     "Cron",
     "FieldSchedule",
+    "GapChoice",
     "Interval",
+    "RepeatChoice",
     "Schedule",
     "cron",
     "every",

@@ -22,6 +22,13 @@ from bgjobs.schedules.cron_fields import (
     _format_field,
 )
 from bgjobs.schedules.cron_schedule import Cron
+from bgjobs.schedules.dst import (
+    DEFAULT_ON_GAP,
+    DEFAULT_ON_REPEAT,
+    GapChoice,
+    RepeatChoice,
+    _check_choices,
+)
 from bgjobs.schedules.timezones import _zone
 
 _Value = int | str
@@ -75,7 +82,9 @@ class FieldSchedule:
     and 17). Ranges are inclusive. Unset fields smaller than the smallest set field
     take their lowest value, larger ones are ``*``: ``on_minute(10)`` is
     ``0 10 * * * *``. An empty ``schedule()`` fires every second. Day-of-week
-    defaults to ``*`` (never narrowed implicitly); 0 and 7 are both Sunday.
+    defaults to ``*`` (never narrowed implicitly); 0 and 7 are both Sunday. Days chosen
+    explicitly are never written with ``*``, so setting both day-of-month and
+    day-of-week fires on days matching either (the classic cron rule).
     """
 
     seconds: tuple[int, ...] = ()
@@ -85,6 +94,8 @@ class FieldSchedule:
     months: tuple[int, ...] = ()
     days_of_week: tuple[int, ...] = ()
     tz: str = "UTC"
+    on_gap: GapChoice = DEFAULT_ON_GAP
+    on_repeat: RepeatChoice = DEFAULT_ON_REPEAT
 
     def __post_init__(self) -> None:
         # Direct construction gets the same checks as the fluent methods.
@@ -95,6 +106,7 @@ class FieldSchedule:
             normal = tuple(sorted({_builder_value(spec, v) for v in values}))
             object.__setattr__(self, name, normal)
         _zone(self.tz, "schedule()")
+        _check_choices(self.on_gap, self.on_repeat, "schedule()")
 
     def _add(self, name: str, values: Iterable[int]) -> FieldSchedule:
         changes: dict[str, Any] = {name: tuple(sorted(set(getattr(self, name)) | set(values)))}
@@ -215,6 +227,17 @@ class FieldSchedule:
         _zone(tz, "schedule()")
         return replace(self, tz=tz)
 
+    def with_dst(
+        self, *, on_gap: GapChoice | None = None, on_repeat: RepeatChoice | None = None
+    ) -> FieldSchedule:
+        """DST choices (see :func:`bgjobs.schedules.cron`): ``on_gap`` ``"shift"`` or
+        ``"skip"``, ``on_repeat`` ``"first"``, ``"second"`` or ``"both"``."""
+        return replace(
+            self,
+            on_gap=self.on_gap if on_gap is None else on_gap,
+            on_repeat=self.on_repeat if on_repeat is None else on_repeat,
+        )
+
     def cron_expression(self) -> str:
         """The 6-field (seconds first) expression this builder compiles to."""
         values = (
@@ -232,7 +255,9 @@ class FieldSchedule:
         texts: list[str] = []
         for i, (vals, spec) in enumerate(zip(values, _FIELDS, strict=True)):
             if vals:
-                texts.append(_format_field(frozenset(vals), spec))
+                # Chosen days are written without '*', which would switch the day rule.
+                is_day = spec in (_DOM, _DOW)
+                texts.append(_format_field(frozenset(vals), spec, star=not is_day))
             elif smallest is not None and unit_of[i] < smallest and spec is not _DOW:
                 texts.append(str(spec.low))
             else:
@@ -241,7 +266,7 @@ class FieldSchedule:
 
     @cached_property
     def _cron(self) -> Cron:
-        return Cron(self.cron_expression(), self.tz)
+        return Cron(self.cron_expression(), self.tz, self.on_gap, self.on_repeat)
 
     def to_cron(self) -> Cron:
         """Compile (and validate, e.g. Feb 30) to a :class:`Cron`."""

@@ -131,15 +131,21 @@ def _parse_field(text: str, spec: _Field, source: str) -> frozenset[int]:
     return frozenset(values)
 
 
-def _format_field(values: frozenset[int], spec: _Field) -> str:
-    """Canonical, compact text for a value set; parsing it gives the same set back."""
+def _format_field(values: frozenset[int], spec: _Field, *, star: bool = True) -> str:
+    """Canonical, compact text for a value set; parsing it gives the same set back.
+
+    ``star=False`` never starts the text with '*' (``1-31``, ``1-31/2``): a day field
+    written with '*' changes how day-of-month and day-of-week combine (see
+    :mod:`.cron_calendar`), so explicitly chosen days must not be written that way.
+    """
+    whole_range = f"{spec.low}-{spec.star_high}"
     if values == spec.full:
-        return "*"
+        return "*" if star else whole_range
     ordered = sorted(values)
     if len(ordered) > 2 and ordered[0] == spec.low:
         step = ordered[1] - ordered[0]
         if ordered == list(range(spec.low, spec.star_high + 1, step)):
-            return f"*/{step}"
+            return f"*/{step}" if star else f"{whole_range}/{step}"
     items: list[str] = []
     run_start = prev = ordered[0]
     for value in [*ordered[1:], None]:

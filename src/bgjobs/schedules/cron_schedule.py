@@ -1,27 +1,28 @@
-"""Cron schedules: compiling an expression (aliases, fields, time zone) and
-:class:`Cron`/:func:`cron`, which evaluate it on a zone's wall clock via croniter."""
+"""Cron schedules: compiling an expression (aliases, fields, day rule, DST choices,
+time zone) and :class:`Cron`/:func:`cron`, which evaluate it on a zone's wall clock.
+
+The calendar maths is bgjobs' own (:mod:`.cron_calendar`), so the day-field rule and
+the DST behaviour (:mod:`.dst`) are defined and tested here, not inherited."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from zoneinfo import ZoneInfo
-
-from croniter import CroniterBadDateError, croniter
 
 from bgjobs.errors import ScheduleError
-from bgjobs.schedules.cron_fields import (
-    _DOM,
-    _DOW,
-    _FIELDS,
-    _HOUR,
-    _MINUTE,
-    _MONTH,
-    _SECOND,
-    _format_field,
-    _parse_field,
+from bgjobs.schedules.cron_calendar import _Calendar
+from bgjobs.schedules.cron_fields import _DOM, _FIELDS, _MONTH, _format_field, _parse_field
+from bgjobs.schedules.dst import (
+    DEFAULT_ON_GAP,
+    DEFAULT_ON_REPEAT,
+    GapChoice,
+    RepeatChoice,
+    _check_choices,
+    _choices_text,
+    _DstRule,
+    _next_fire,
 )
-from bgjobs.schedules.timezones import _require_aware, _resolve, _zone
+from bgjobs.schedules.timezones import _zone
 
 _ALIASES = {
     "@hourly": "0 * * * *",
@@ -39,18 +40,17 @@ _MAX_DAYS = {1: 31, 2: 29, 3: 31, 4: 30, 5: 31, 6: 30, 7: 31, 8: 31, 9: 30, 10: 
 
 @dataclass(frozen=True)
 class _Compiled:
-    fields: tuple[frozenset[int], ...]  # in _FIELDS order
-    zone: ZoneInfo
-    # croniter's 6-field order puts seconds last; we always hand it 6 fields.
-    croniter_expression: str
+    calendar: _Calendar
+    dst: _DstRule
 
 
-def _compile(expression: str, tz: str) -> _Compiled:
+def _compile(expression: str, tz: str, on_gap: str, on_repeat: str) -> _Compiled:
     if not isinstance(expression, str):
         raise ScheduleError(f"cron expression must be a string, got {expression!r}")
     if not isinstance(tz, str):
         raise ScheduleError(f"cron 'tz' must be a string such as 'UTC', got {tz!r}")
     source = f"cron expression {expression!r}:"
+    _check_choices(on_gap, on_repeat, source)
     text = expression.strip().lower()
     if text.startswith("@"):
         if text not in _ALIASES:
@@ -66,28 +66,40 @@ def _compile(expression: str, tz: str) -> _Compiled:
             f"cron expression {expression!r} has {len(parts)} fields; expected 5 "
             "(minute hour day-of-month month day-of-week) or 6 (with seconds first)"
         )
-    fields = tuple(
+    seconds, minutes, hours, doms, months, dows = (
         _parse_field(part, spec, source) for part, spec in zip(parts, _FIELDS, strict=True)
     )
-    seconds, minutes, hours, doms, months, dows = fields
-    # With day-of-week unrestricted only day-of-month decides, so a day that exists in
-    # none of the months (Feb 30, Apr 31) would make croniter search 50 years and fail.
-    if dows == _DOW.full and not any(d <= _MAX_DAYS[m] for d in doms for m in months):
+    _, minute_text, hour_text, dom_text, _, dow_text = parts
+    # Classic cron: a day field written with '*' (even '*/2') makes both day fields
+    # required; two restricted day fields are alternatives.
+    days_need_both = dom_text.startswith("*") or dow_text.startswith("*")
+    if days_need_both and not any(d <= _MAX_DAYS[m] for d in doms for m in months):
         raise ScheduleError(
             f"{source} can never fire: field 'day-of-month' ({_format_field(doms, _DOM)}) "
             f"never occurs in field 'month' ({_format_field(months, _MONTH)}); pick days "
             "that exist in those months"
         )
+    # Debian cron: a minute or hour written with '*' is a wildcard job, which runs in
+    # real time through a repeated hour; otherwise the time is fixed.
+    fixed = not (minute_text.startswith("*") or hour_text.startswith("*"))
+    if not fixed and on_repeat != DEFAULT_ON_REPEAT:
+        raise ScheduleError(
+            f"{source} on_repeat={on_repeat!r} applies to fixed times only; this "
+            "expression's minute or hour starts with '*', so its times run at both "
+            "occurrences of a repeated hour. Write that field as a range or list "
+            "(e.g. hour '0-23/2' instead of '*/2') to make the times fixed"
+        )
     zone = _zone(tz, f"cron {expression!r}:")
-    # Full sets become '*' so croniter applies the day-of-month/day-of-week OR rule only
-    # when both fields are really restricted; other sets are plain sorted lists.
-    croniter_order = (minutes, hours, doms, months, dows, seconds)
-    specs = (_MINUTE, _HOUR, _DOM, _MONTH, _DOW, _SECOND)
-    croniter_expression = " ".join(
-        "*" if values == spec.full else ",".join(map(str, sorted(values)))
-        for values, spec in zip(croniter_order, specs, strict=True)
+    calendar = _Calendar(
+        tuple(sorted(seconds)),
+        tuple(sorted(minutes)),
+        tuple(sorted(hours)),
+        doms,
+        tuple(sorted(months)),
+        dows,
+        days_need_both,
     )
-    return _Compiled(fields, zone, croniter_expression)
+    return _Compiled(calendar, _DstRule.build(zone, fixed, on_gap, on_repeat))
 
 
 @dataclass(frozen=True)
@@ -96,38 +108,45 @@ class Cron:
 
     5 fields: ``minute hour day-of-month month day-of-week``; 6 fields: ``second`` first.
     Also ``@hourly``, ``@daily`` (``@midnight``), ``@weekly``, ``@monthly``,
-    ``@yearly`` (``@annually``). Validated when constructed.
+    ``@yearly`` (``@annually``). ``on_gap`` and ``on_repeat`` choose what happens to
+    times that a DST change skips or repeats (see :mod:`bgjobs.schedules.dst`).
+    Validated when constructed.
     """
 
     expression: str
     tz: str = "UTC"
+    on_gap: GapChoice = DEFAULT_ON_GAP
+    on_repeat: RepeatChoice = DEFAULT_ON_REPEAT
     _compiled: _Compiled = field(init=False, repr=False, compare=False, hash=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "_compiled", _compile(self.expression, self.tz))
+        compiled = _compile(self.expression, self.tz, self.on_gap, self.on_repeat)
+        object.__setattr__(self, "_compiled", compiled)
 
     def next_after(self, after: datetime) -> datetime:
-        _require_aware(after)
-        compiled = self._compiled
-        # Every wall time at or before `after`'s wall clock maps to an instant <= `after`
-        # (the wall-clock -> instant mapping is monotonic), so searching from there is safe.
-        resume = after.astimezone(compiled.zone).replace(tzinfo=None, fold=0)
-        while True:
-            try:
-                wall = croniter(compiled.croniter_expression, resume).get_next(datetime)
-            except CroniterBadDateError as exc:  # pragma: no cover - prevented by _compile
-                raise ScheduleError(
-                    f"cron {self.expression!r} has no fire time after {after.isoformat()}"
-                ) from exc
-            fire, skip_to = _resolve(wall, compiled.zone)
-            if fire > after:
-                return fire
-            resume = max(skip_to, wall)
+        return _next_fire(self._compiled.calendar, self._compiled.dst, after)
 
     def describe(self) -> str:
-        return f"cron {' '.join(self.expression.lower().split())!r} tz={self.tz}"
+        # Non-default DST choices are part of the definition: changing one reschedules.
+        expression = " ".join(self.expression.lower().split())
+        return f"cron {expression!r} tz={self.tz}" + _choices_text(self.on_gap, self.on_repeat)
+
+    def describe_days(self) -> str:
+        """Which days fire, in words, e.g. ``day-of-month 1-7 OR Monday``."""
+        return self._compiled.calendar.describe_days()
 
 
-def cron(expression: str, tz: str = "UTC") -> Cron:
-    """A validated :class:`Cron`; raises :class:`ScheduleError` naming the bad field."""
-    return Cron(expression, tz)
+def cron(
+    expression: str,
+    tz: str = "UTC",
+    *,
+    on_gap: GapChoice = DEFAULT_ON_GAP,
+    on_repeat: RepeatChoice = DEFAULT_ON_REPEAT,
+) -> Cron:
+    """A validated :class:`Cron`; raises :class:`ScheduleError` naming the bad field.
+
+    ``on_gap``: ``"shift"`` (default) or ``"skip"`` a time skipped by spring-forward.
+    ``on_repeat``: ``"first"`` (default), ``"second"`` or ``"both"`` occurrences of a
+    fixed time repeated by fall-back.
+    """
+    return Cron(expression, tz, on_gap, on_repeat)

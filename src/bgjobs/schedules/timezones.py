@@ -1,19 +1,17 @@
-"""Time-zone handling for schedules: aware-datetime checks, IANA zone lookup, and the
-mapping of naive wall-clock cron matches to instants across DST transitions.
+"""Time-zone handling for schedules: aware-datetime checks, IANA zone lookup, and
+classifying naive wall-clock times that a DST transition skips or repeats.
 
-DST rule for cron schedules: a wall-clock time skipped by a spring-forward gap fires
-once, at the first instant after the gap; a wall-clock time repeated by a fall-back
-fires once, at its first occurrence.
+What a schedule does with gaps and repeated times is decided in :mod:`.dst`.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bgjobs.errors import ScheduleError
-from bgjobs.schedules.durations import _ONE_US
 
 
 def _require_aware(after: datetime) -> None:
@@ -55,26 +53,36 @@ def _transition(zone: ZoneInfo, lo: datetime, hi: datetime) -> datetime:
     return datetime.fromtimestamp(hi_ts, UTC)
 
 
-def _resolve(wall: datetime, zone: ZoneInfo) -> tuple[datetime, datetime]:
-    """Map a naive wall-clock match to (fire instant in UTC, wall time to resume from).
+@dataclass(frozen=True)
+class _Gap:
+    """A spring-forward gap: wall times in it never show on the clock."""
 
-    The resume point lets the caller skip every other wall time that maps to the same
-    instant or earlier, instead of walking a gap or a repeated hour second by second.
-    """
-    early = wall.replace(tzinfo=zone, fold=0)
-    late = wall.replace(tzinfo=zone, fold=1)
-    if early.utcoffset() == late.utcoffset():
-        return early.astimezone(UTC), wall
-    early_utc, late_utc = early.astimezone(UTC), late.astimezone(UTC)
-    lo, hi = min(early_utc, late_utc), max(early_utc, late_utc)
-    switch = _transition(zone, lo, hi)
-    if early_utc.astimezone(zone).replace(tzinfo=None) != wall:
-        # Spring-forward gap: the time never shows on the clock; fire at the end of the gap.
-        gap_end = switch.astimezone(zone).replace(tzinfo=None, fold=0)
-        return switch, gap_end - _ONE_US
-    # Fall-back: fire at the first occurrence only; resume after the repeated stretch,
-    # which ends (in wall-clock terms) at the transition plus the pre-transition offset.
-    old_offset = early.utcoffset()
-    assert old_offset is not None  # ZoneInfo always gives an offset
-    repeat_end = switch.replace(tzinfo=None) + old_offset
-    return early_utc, repeat_end - _ONE_US
+    switch: datetime  # UTC instant of the transition = first instant after the gap
+    end_wall: datetime  # naive wall time at ``switch``: the first valid time after the gap
+
+
+@dataclass(frozen=True)
+class _Repeat:
+    """A fall-back repeat: wall times in [start_wall, end_wall) show twice."""
+
+    switch: datetime  # UTC instant the second pass begins
+    start_wall: datetime
+    end_wall: datetime
+    first_offset: timedelta  # UTC offset of the first pass
+    second_offset: timedelta  # UTC offset of the second pass
+
+
+def _classify(wall: datetime, zone: ZoneInfo) -> _Gap | _Repeat | None:
+    """Whether a naive wall time is in a DST gap, in a repeated stretch, or ordinary."""
+    # PEP 495: fold=0 applies the offset from before the transition, fold=1 the one after.
+    before = wall.replace(tzinfo=zone, fold=0).utcoffset()
+    after = wall.replace(tzinfo=zone, fold=1).utcoffset()
+    assert before is not None and after is not None  # ZoneInfo always gives an offset
+    if before == after:
+        return None
+    early, late = sorted((wall - before, wall - after))
+    switch = _transition(zone, early.replace(tzinfo=UTC), late.replace(tzinfo=UTC))
+    naive_switch = switch.replace(tzinfo=None)
+    if before < after:  # the clock jumped forward over this wall time
+        return _Gap(switch, naive_switch + after)
+    return _Repeat(switch, naive_switch + after, naive_switch + before, before, after)
