@@ -97,11 +97,12 @@ class RescuePlan:
 
 def plan_rescue(expired: Iterable[Job], now: datetime) -> RescuePlan:
     """Release each expired job, or fail it when it has no attempts left (poison-pill guard)."""
-    plan = RescuePlan()
+    release: list[Rescued] = []
+    fail: list[Rescued] = []
     for job in expired:
         rescued = Rescued(job, rescue_error(job, now))
-        (plan.fail if job.attempt >= job.max_attempts else plan.release).append(rescued)
-    return plan
+        (fail if job.attempt >= job.max_attempts else release).append(rescued)
+    return RescuePlan(release=release, fail=fail)
 
 
 # lifecycle ----------------------------------------------------------------------------------

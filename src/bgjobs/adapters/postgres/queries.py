@@ -13,32 +13,25 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from bgjobs.adapters import rows
 from bgjobs.adapters.postgres.schema import compose
-from bgjobs.adapters.rows import (
-    ARCHIVE_COLUMNS,
-    CARRIED_COLUMNS,
-    HOT_COLUMNS,
-    NODE_COLUMNS,
-    SCHEDULE_STATE_SELECT,
-    select_list,
-)
 
-HOT = select_list(HOT_COLUMNS)
-ARCHIVE = select_list(ARCHIVE_COLUMNS)
+_HOT = rows.HOT_SELECT
+_ARCHIVE = rows.ARCHIVE_SELECT
 # As selected: the error history as text, parsed only when not empty (the usual case).
-HOT_OUT = HOT.replace("errors", "errors::text")
-ARCHIVE_OUT = ARCHIVE.replace("errors", "errors::text")
+_HOT_OUT = _HOT.replace("errors", "errors::text")
+_ARCHIVE_OUT = _ARCHIVE.replace("errors", "errors::text")
 
 
 def _prefixed(columns: str, alias: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
-_CARRIED = select_list(CARRIED_COLUMNS)
+_CARRIED = rows.CARRIED_SELECT
 
 # Hot-table rows come back with now() appended (rows.HOT_ROW_COLUMNS): the state
 # (available/scheduled) is derived from it.
-_RETURN_HOT = f"RETURNING {HOT_OUT}, now()"
+_RETURN_HOT = f"RETURNING {_HOT_OUT}, now()"
 _INSERT_COLUMNS = (
     "queue, name, payload, priority, max_attempts, available_at, scheduled_at, unique_key, schedule"
 )
@@ -82,9 +75,9 @@ WITH v AS (
     SELECT queue, name, payload, priority, max_attempts, at, at, unique_key, schedule
     FROM v ORDER BY ord
     ON CONFLICT DO NOTHING
-    RETURNING {HOT}
+    RETURNING {_HOT}
 )
-SELECT {_prefixed(HOT_OUT, "ins")}, now(), pg_notify(%(channel)s, ins.queue)::text FROM ins
+SELECT {_prefixed(_HOT_OUT, "ins")}, now(), pg_notify(%(channel)s, ins.queue)::text FROM ins
 ORDER BY ins.id
 """
 
@@ -162,13 +155,13 @@ WITH d AS (
     DELETE FROM {{jobs}} j USING d
     WHERE d.kind IN ('succeeded', 'failed', 'discarded')
       AND j.id = d.id AND j.reserved_by = d.node AND j.attempt = d.attempt
-    RETURNING {select_list(HOT_COLUMNS, "j")}, d.kind, d.keep, d.error
+    RETURNING {rows.select_list(rows.HOT_COLUMNS, "j")}, d.kind, d.keep, d.error
 ), arch AS (
-    INSERT INTO {{archive}} ({ARCHIVE})
+    INSERT INTO {{archive}} ({_ARCHIVE})
     SELECT {_CARRIED}, {_ARCHIVE_ERRORS}, kind, now()
     FROM fin f WHERE f.keep
     ON CONFLICT (id) DO UPDATE SET {
-    ", ".join(f"{c} = EXCLUDED.{c}" for c in ARCHIVE_COLUMNS if c != "id")
+    ", ".join(f"{c} = EXCLUDED.{c}" for c in rows.ARCHIVE_COLUMNS if c != "id")
 }
 ), back AS (
     UPDATE {{jobs}} j SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
@@ -207,9 +200,9 @@ WITH rel AS (
     UPDATE {{jobs}} SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
         attempt = greatest(attempt - 1, 0)
     WHERE reserved_by = %(node)s AND id = ANY(%(ids)s::bigint[])
-    RETURNING {HOT}
+    RETURNING {_HOT}
 )
-SELECT {_prefixed(HOT_OUT, "rel")}, now(), pg_notify(%(channel)s, rel.queue)::text FROM rel
+SELECT {_prefixed(_HOT_OUT, "rel")}, now(), pg_notify(%(channel)s, rel.queue)::text FROM rel
 """
 
 # Register or refresh a node.
@@ -221,12 +214,12 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), queues = EXCLUDED.queues
 # Forget a node that stopped cleanly.
 REMOVE_NODE = "DELETE FROM {nodes} WHERE id = %s"
 # All registered nodes.
-LIST_NODES = f"SELECT {select_list(NODE_COLUMNS)} FROM {{nodes}} ORDER BY id"
+LIST_NODES = f"SELECT {rows.NODE_SELECT} FROM {{nodes}} ORDER BY id"
 
 # Reserved jobs whose lease ran out. SKIP LOCKED: rows another node is rescuing (or a late
 # completion is finishing) right now are theirs to settle.
 EXPIRED = f"""
-SELECT {HOT_OUT}, now() FROM {{jobs}}
+SELECT {_HOT_OUT}, now() FROM {{jobs}}
 WHERE reserved_by IS NOT NULL AND lease_expires_at < now()
 ORDER BY id
 FOR UPDATE SKIP LOCKED
@@ -245,9 +238,9 @@ WITH r AS (
     SELECT * FROM json_to_recordset(%(rows)s::json) AS r(id bigint, error jsonb)
 ), gone AS (
     DELETE FROM {{jobs}} j USING r WHERE j.id = r.id
-    RETURNING {select_list(HOT_COLUMNS, "j")}, r.error
+    RETURNING {rows.select_list(rows.HOT_COLUMNS, "j")}, r.error
 )
-INSERT INTO {{archive}} ({ARCHIVE})
+INSERT INTO {{archive}} ({_ARCHIVE})
 SELECT {_CARRIED}, errors || jsonb_build_array(error), 'failed', now()
 FROM gone
 ON CONFLICT (id) DO NOTHING
@@ -263,22 +256,22 @@ INSERT INTO {schedules} (name, definition, queue) VALUES (%s, %s, %s)
 ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition, queue = EXCLUDED.queue
 """
 # The hot row holding a unique key (a schedule's pending or running run), locked.
-BY_UNIQUE_KEY = f"SELECT {HOT_OUT}, now() FROM {{jobs}} WHERE unique_key = %s FOR UPDATE"
+BY_UNIQUE_KEY = f"SELECT {_HOT_OUT}, now() FROM {{jobs}} WHERE unique_key = %s FOR UPDATE"
 # Every schedule with its pending run, if any.
 SCHEDULE_STATES = f"""
-SELECT {SCHEDULE_STATE_SELECT}
+SELECT {rows.SCHEDULE_STATE_SELECT}
 FROM {{schedules}} s LEFT JOIN {{jobs}} j ON j.unique_key = %s || s.name
 ORDER BY s.name
 """
 
 # One waiting or running job (GET_HOT_FOR_UPDATE: locked, to act on it).
-GET_HOT = f"SELECT {HOT_OUT}, now() FROM {{jobs}} WHERE id = %s"
+GET_HOT = f"SELECT {_HOT_OUT}, now() FROM {{jobs}} WHERE id = %s"
 GET_HOT_FOR_UPDATE = GET_HOT + " FOR UPDATE"
 # One finished job.
-GET_ARCHIVED = f"SELECT {ARCHIVE_OUT} FROM {{archive}} WHERE id = %s"
+GET_ARCHIVED = f"SELECT {_ARCHIVE_OUT} FROM {{archive}} WHERE id = %s"
 # The newest waiting or running jobs matching a filter (NULL parameters match all).
 LIST_HOT = f"""
-SELECT {HOT_OUT}, now() FROM {{jobs}}
+SELECT {_HOT_OUT}, now() FROM {{jobs}}
 WHERE (%(name)s::text IS NULL OR name = %(name)s)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
   AND CASE %(state)s::text
@@ -290,7 +283,7 @@ ORDER BY id DESC LIMIT %(limit)s
 """
 # The newest finished jobs matching a filter (NULL parameters match all).
 LIST_ARCHIVED = f"""
-SELECT {ARCHIVE_OUT} FROM {{archive}}
+SELECT {_ARCHIVE_OUT} FROM {{archive}}
 WHERE (%(name)s::text IS NULL OR name = %(name)s)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
   AND (%(state)s::text IS NULL OR state = %(state)s)
@@ -326,7 +319,7 @@ WITH moved AS (
     WHERE state IN ('failed', 'discarded', 'cancelled')
       AND (%(all)s OR id = ANY(%(ids)s::bigint[]))
       AND (%(name)s::text IS NULL OR name = %(name)s)
-    RETURNING {ARCHIVE}
+    RETURNING {_ARCHIVE}
 ), ins AS (
     INSERT INTO {{jobs}} (id, queue, name, payload, priority, attempt, max_attempts,
                          available_at, created_at, scheduled_at, schedule, errors)
@@ -342,13 +335,13 @@ SELECT id, pg_notify(%(channel)s, queue)::text FROM ins ORDER BY id
 # A waiting job to the archive as cancelled; the archived row comes back.
 CANCEL = f"""
 WITH gone AS (
-    DELETE FROM {{jobs}} WHERE id = %s RETURNING {HOT}
+    DELETE FROM {{jobs}} WHERE id = %s RETURNING {_HOT}
 )
-INSERT INTO {{archive}} ({ARCHIVE})
+INSERT INTO {{archive}} ({_ARCHIVE})
 SELECT {_CARRIED}, errors, 'cancelled', now()
 FROM gone
 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, finished_at = EXCLUDED.finished_at
-RETURNING {ARCHIVE_OUT}
+RETURNING {_ARCHIVE_OUT}
 """
 # Delete a waiting job.
 DELETE_HOT = "DELETE FROM {jobs} WHERE id = %s"

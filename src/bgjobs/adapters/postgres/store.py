@@ -174,7 +174,7 @@ class PostgresStore(SharedStore):
         return f"schema {self.schema!r} of {mask_password(self._target.conninfo)}"
 
     def now(self) -> datetime:
-        with self._writing() as tx:
+        with self._reading() as tx:
             return tx.now()
 
     # connection scopes (see SharedStore) -------------------------------------------------------

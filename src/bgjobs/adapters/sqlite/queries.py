@@ -10,39 +10,21 @@ same shape.
 
 from __future__ import annotations
 
+from bgjobs.adapters import rows
 from bgjobs.adapters.base import JobFilter
-from bgjobs.adapters.rows import (
-    ARCHIVE_COLUMNS,
-    CARRIED_COLUMNS,
-    HOT_COLUMNS,
-    NODE_COLUMNS,
-    SCHEDULE_STATE_SELECT,
-    select_list,
-)
 from bgjobs.job import JobState
 
-HOT = select_list(HOT_COLUMNS)
-ARCHIVE = select_list(ARCHIVE_COLUMNS)
-_CARRIED = select_list(CARRIED_COLUMNS)
+_HOT = rows.HOT_SELECT
+_ARCHIVE = rows.ARCHIVE_SELECT
+_CARRIED = rows.CARRIED_SELECT
 _IDS = "(SELECT value FROM json_each(:ids))"
 # The fields of one element of a :rows JSON array (json_extract: ->> needs SQLite 3.38).
 _ROW_ID = "json_extract(r.value, '$.id')"
 _ROW_ERROR = "json(json_extract(r.value, '$.error'))"
 
-# lifecycle -------------------------------------------------------------------------------------
-# The version table (created before the migrations it records).
-CREATE_VERSION_TABLE = (
-    "CREATE TABLE IF NOT EXISTS bgjobs_schema (version INTEGER PRIMARY KEY,"
-    " applied_at INTEGER NOT NULL)"
-)
-# The schema version the database is at (NULL when no migration ran).
-SCHEMA_VERSION = "SELECT max(version) FROM bgjobs_schema"
-# Record one applied migration.
-VERSION_APPLIED = "INSERT INTO bgjobs_schema (version, applied_at) VALUES (?, ?)"
-
 # producing -------------------------------------------------------------------------------------
-# One job; a taken unique key skips it (no row). Ids come from lastrowid: there is no
-# INSERT_NOW/INSERT_MANY as on Postgres, where a round trip per job is what they save.
+# One job; a taken unique key skips it (no row), and the id is the cursor's lastrowid. With no
+# round trip to save, SQLite needs no INSERT_NOW or INSERT_MANY: a batch runs this per job.
 INSERT_ONE = (
     "INSERT INTO bgjobs_jobs (queue, name, payload, priority, max_attempts, available_at,"
     " created_at, scheduled_at, unique_key, schedule) VALUES (?,?,?,?,?,?,?,?,?,?)"
@@ -61,7 +43,7 @@ CLAIM = f"""{_RESERVE}
 WHERE id IN (SELECT id FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
              WHERE queue = :queue AND reserved_by IS NULL AND available_at <= :now
              ORDER BY priority, available_at, id LIMIT :limit)
-RETURNING {HOT}"""
+RETURNING {_HOT}"""
 # Reserve the head of a blocking queue (FIFO by scheduled time), only while nothing of the queue
 # runs anywhere; a failed head keeps blocking until it is done.
 CLAIM_BLOCKING = f"""{_RESERVE}
@@ -69,7 +51,7 @@ WHERE id = (SELECT id FROM bgjobs_jobs WHERE queue = :queue ORDER BY scheduled_a
   AND reserved_by IS NULL AND available_at <= :now
   AND NOT EXISTS (SELECT 1 FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases
                   WHERE queue = :queue AND reserved_by IS NOT NULL)
-RETURNING {HOT}"""
+RETURNING {_HOT}"""
 # The earliest due time of a queue's waiting jobs: a loose scan of the claim index (one seek per
 # distinct priority) instead of a second index on (queue, available_at) that every insert pays.
 NEXT_DUE = """
@@ -104,14 +86,14 @@ def complete_finish(count: int) -> str:
         f"WITH done(id, attempt, node) AS (VALUES {values})"
         " DELETE FROM bgjobs_jobs WHERE id IN (SELECT j.id FROM done JOIN bgjobs_jobs j"
         " ON j.id = done.id AND j.attempt = done.attempt AND j.reserved_by = done.node)"
-        f" RETURNING {HOT}"
+        f" RETURNING {_HOT}"
     )
 
 
 # Archive finished jobs from the rows COMPLETE_FINISH returned (executemany).
 ARCHIVE_INSERT = (
-    f"INSERT OR REPLACE INTO bgjobs_archive ({ARCHIVE})"
-    f" VALUES ({', '.join('?' for _ in ARCHIVE_COLUMNS)})"
+    f"INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})"
+    f" VALUES ({', '.join('?' for _ in rows.ARCHIVE_COLUMNS)})"
 )
 # A scheduled run ended: remember when it was due, when it ended and how.
 SCHEDULE_FINISHED = (
@@ -127,7 +109,7 @@ RELEASE = f"""
 UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
     attempt = max(attempt - 1, 0)
 WHERE reserved_by = :node AND id IN {_IDS}
-RETURNING {HOT}"""
+RETURNING {_HOT}"""
 
 # nodes and rescue ------------------------------------------------------------------------------
 # Register or refresh a node.
@@ -138,10 +120,10 @@ ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, queues = ex
 # Forget a node that stopped cleanly.
 REMOVE_NODE = "DELETE FROM bgjobs_nodes WHERE id = ?"
 # All registered nodes.
-LIST_NODES = f"SELECT {select_list(NODE_COLUMNS)} FROM bgjobs_nodes ORDER BY id"
+LIST_NODES = f"SELECT {rows.NODE_SELECT} FROM bgjobs_nodes ORDER BY id"
 # Reserved jobs whose lease ran out (the write transaction already excludes other rescuers).
 EXPIRED = f"""
-SELECT {HOT} FROM bgjobs_jobs WHERE reserved_by IS NOT NULL AND lease_expires_at < :now
+SELECT {_HOT} FROM bgjobs_jobs WHERE reserved_by IS NOT NULL AND lease_expires_at < :now
 ORDER BY id"""
 # Rescue: back to the queue, due now, the rescue error appended; the attempt still counts.
 RESCUE_RELEASE = f"""
@@ -153,8 +135,8 @@ WHERE bgjobs_jobs.id = {_ROW_ID}
 # Rescue: out of attempts, to the archive as failed with the rescue error appended (then
 # DELETE_RESCUED; Postgres does both in one statement).
 RESCUE_FAIL = f"""
-INSERT OR REPLACE INTO bgjobs_archive ({ARCHIVE})
-SELECT {select_list(CARRIED_COLUMNS, "j")},
+INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})
+SELECT {rows.select_list(rows.CARRIED_COLUMNS, "j")},
        json_insert(j.errors, '$[#]', {_ROW_ERROR}), 'failed', :now
 FROM json_each(:rows) AS r JOIN bgjobs_jobs j ON j.id = {_ROW_ID}
 """
@@ -172,18 +154,18 @@ INSERT INTO bgjobs_schedules (name, definition, queue) VALUES (?,?,?)
 ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, queue = excluded.queue
 """
 # The hot row holding a unique key (a schedule's pending or running run).
-BY_UNIQUE_KEY = f"SELECT {HOT} FROM bgjobs_jobs WHERE unique_key = ?"
+BY_UNIQUE_KEY = f"SELECT {_HOT} FROM bgjobs_jobs WHERE unique_key = ?"
 # Every schedule with its pending run, if any.
 SCHEDULE_STATES = f"""
-SELECT {SCHEDULE_STATE_SELECT}
+SELECT {rows.SCHEDULE_STATE_SELECT}
 FROM bgjobs_schedules s LEFT JOIN bgjobs_jobs j ON j.unique_key = ? || s.name
 ORDER BY s.name"""
 
 # operating -------------------------------------------------------------------------------------
 # One waiting or running job.
-GET_HOT = f"SELECT {HOT} FROM bgjobs_jobs WHERE id = ?"
+GET_HOT = f"SELECT {_HOT} FROM bgjobs_jobs WHERE id = ?"
 # One finished job.
-GET_ARCHIVED = f"SELECT {ARCHIVE} FROM bgjobs_archive WHERE id = ?"
+GET_ARCHIVED = f"SELECT {_ARCHIVE} FROM bgjobs_archive WHERE id = ?"
 _HOT_STATE = {
     JobState.RUNNING: " AND reserved_by IS NOT NULL",
     JobState.AVAILABLE: " AND reserved_by IS NULL AND available_at <= :now",
@@ -202,7 +184,7 @@ def list_hot(where: JobFilter) -> str:
     conditions are in the text, so SQLite can use an index for them."""
     state = "" if where.state is None else _HOT_STATE[where.state]
     return (
-        f"SELECT {HOT} FROM bgjobs_jobs WHERE 1 = 1{_matching(where)}{state}"
+        f"SELECT {_HOT} FROM bgjobs_jobs WHERE 1 = 1{_matching(where)}{state}"
         " ORDER BY id DESC LIMIT :limit"
     )
 
@@ -211,7 +193,7 @@ def list_archived(where: JobFilter) -> str:
     """LIST_ARCHIVED: the newest finished jobs matching a filter (as LIST_HOT)."""
     state = "" if where.state is None else " AND state = :state"
     return (
-        f"SELECT {ARCHIVE} FROM bgjobs_archive WHERE 1 = 1{_matching(where)}{state}"
+        f"SELECT {_ARCHIVE} FROM bgjobs_archive WHERE 1 = 1{_matching(where)}{state}"
         " ORDER BY id DESC LIMIT :limit"
     )
 
@@ -261,9 +243,9 @@ def retry(by_ids: bool, by_name: bool) -> str:
 DELETE_RETRIED = f"DELETE FROM bgjobs_archive WHERE id IN {_IDS}"
 # A waiting job to the archive as cancelled (then DELETE_HOT).
 CANCEL = f"""
-INSERT OR REPLACE INTO bgjobs_archive ({ARCHIVE})
+INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})
 SELECT {_CARRIED}, errors, 'cancelled', :now FROM bgjobs_jobs WHERE id = :id
-RETURNING {ARCHIVE}"""
+RETURNING {_ARCHIVE}"""
 # Delete a waiting job.
 DELETE_HOT = "DELETE FROM bgjobs_jobs WHERE id = ?"
 # Delete a finished job.

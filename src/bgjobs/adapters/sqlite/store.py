@@ -25,9 +25,7 @@ import sqlite_utils
 
 from bgjobs.adapters.base import SCHEMA_VERSION, EventCallback, WakeCallback, Wakeup
 from bgjobs.adapters.decisions import check_schema_version, too_new
-from bgjobs.adapters.rows import scalar
 from bgjobs.adapters.shared_store import SharedStore
-from bgjobs.adapters.sqlite import queries as q
 from bgjobs.adapters.sqlite import schema
 from bgjobs.adapters.sqlite.executor import SQLiteExecutor
 from bgjobs.adapters.sqlite.rows import now_us
@@ -133,22 +131,13 @@ class SQLiteStore(SharedStore):
 
     def schema_version(self) -> int:
         with self._lock:
-            conn = self._raw_connection()
-            if not sqlite_utils.Database(conn)[schema.VERSION_TABLE].exists():
-                return 0
-            return int(scalar(conn.execute(q.SCHEMA_VERSION).fetchone()) or 0)
+            return schema.current_version(self._raw_connection())
 
     def migrate(self) -> tuple[int, int]:
         with self._write(checked=False) as tx:
-            cur = tx.cursor
-            cur.execute(q.CREATE_VERSION_TABLE)
-            start = int(scalar(cur.execute(q.SCHEMA_VERSION).fetchone()) or 0)
+            start = schema.migrate(tx.cursor, SCHEMA_VERSION, now_us())
             if start > SCHEMA_VERSION:
                 raise too_new(start, str(self.path))
-            for version in range(start + 1, SCHEMA_VERSION + 1):
-                for statement in schema.MIGRATIONS[version]:
-                    cur.execute(statement)
-                cur.execute(q.VERSION_APPLIED, (version, now_us()))
         if start != SCHEMA_VERSION:
             with self._lock:
                 self._raw_connection().execute("PRAGMA optimize")  # fresh planner statistics
