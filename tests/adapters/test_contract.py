@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -189,8 +190,6 @@ def test_release_puts_jobs_back_without_counting_the_attempt(store: Store) -> No
 def test_rescue_releases_expired_leases_and_fails_exhausted(store: Store) -> None:
     store.insert_jobs([new(max_attempts=3), new(max_attempts=1)])
     retry_me, exhausted = claim(store, node="dead", lease=timedelta(milliseconds=1))
-    import time
-
     time.sleep(0.01)
     result = store.rescue(timedelta(seconds=30))
     assert [j.id for j in result.released] == [retry_me.id]
@@ -207,8 +206,6 @@ def test_extend_leases_protects_from_rescue(store: Store) -> None:
     store.insert_jobs([new()])
     claim(store, node="alive", lease=timedelta(milliseconds=1))
     assert store.extend_leases("alive", timedelta(minutes=1)) == 1
-    import time
-
     time.sleep(0.01)
     assert store.rescue(timedelta(seconds=30)).released == []
 
@@ -219,8 +216,6 @@ def test_nodes_heartbeat_and_expire(store: Store) -> None:
     store.heartbeat(NodeInfo("h:1:a", "h", 1, now, now, ("default", "mail")))
     nodes = store.list_nodes()
     assert [(n.id, n.queues) for n in nodes] == [("h:1:a", ("default", "mail"))]
-    import time
-
     time.sleep(0.02)
     store.rescue(timedelta(milliseconds=1))
     assert store.list_nodes() == []
@@ -351,8 +346,6 @@ def test_blocking_claim_waits_while_any_job_of_the_queue_runs(store: Store) -> N
 
 
 def test_a_stale_and_a_current_completion_of_one_job_in_one_batch(store: Store) -> None:
-    import time
-
     store.insert_jobs([new()])
     first = claim(store, lease=timedelta(milliseconds=1))[0]
     time.sleep(0.01)
@@ -419,8 +412,6 @@ def test_leases_of_some_jobs_and_listing_by_queue_and_state(store: Store) -> Non
     running = store.list_jobs(JobFilter(state=JobState.RUNNING, queue="default"))
     assert [j.id for j in running] == [two.id, one.id]
     assert store.list_jobs(JobFilter(state=JobState.RUNNING, queue="other")) == []
-    import time
-
     time.sleep(0.01)
     assert [j.id for j in store.rescue(timedelta(seconds=30)).released] == [two.id]
 
@@ -433,8 +424,6 @@ def test_rescue_appends_to_the_error_history_of_many_jobs(store: Store) -> None:
     )
     claimed = claim(store, limit=5, node="dead", lease=timedelta(milliseconds=1))
     assert len(claimed) == 5
-    import time
-
     time.sleep(0.01)
     result = store.rescue(timedelta(seconds=30))
     assert len(result.released) == 0 and len(result.failed) == 5, "every attempt is spent"
