@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -189,8 +190,6 @@ def test_release_puts_jobs_back_without_counting_the_attempt(store: Store) -> No
 def test_rescue_releases_expired_leases_and_fails_exhausted(store: Store) -> None:
     store.insert_jobs([new(max_attempts=3), new(max_attempts=1)])
     retry_me, exhausted = claim(store, node="dead", lease=timedelta(milliseconds=1))
-    import time
-
     time.sleep(0.01)
     result = store.rescue(timedelta(seconds=30))
     assert [j.id for j in result.released] == [retry_me.id]
@@ -207,8 +206,6 @@ def test_extend_leases_protects_from_rescue(store: Store) -> None:
     store.insert_jobs([new()])
     claim(store, node="alive", lease=timedelta(milliseconds=1))
     assert store.extend_leases("alive", timedelta(minutes=1)) == 1
-    import time
-
     time.sleep(0.01)
     assert store.rescue(timedelta(seconds=30)).released == []
 
@@ -219,8 +216,6 @@ def test_nodes_heartbeat_and_expire(store: Store) -> None:
     store.heartbeat(NodeInfo("h:1:a", "h", 1, now, now, ("default", "mail")))
     nodes = store.list_nodes()
     assert [(n.id, n.queues) for n in nodes] == [("h:1:a", ("default", "mail"))]
-    import time
-
     time.sleep(0.02)
     store.rescue(timedelta(milliseconds=1))
     assert store.list_nodes() == []
@@ -351,8 +346,6 @@ def test_blocking_claim_waits_while_any_job_of_the_queue_runs(store: Store) -> N
 
 
 def test_a_stale_and_a_current_completion_of_one_job_in_one_batch(store: Store) -> None:
-    import time
-
     store.insert_jobs([new()])
     first = claim(store, lease=timedelta(milliseconds=1))[0]
     time.sleep(0.01)
@@ -395,3 +388,62 @@ def test_an_overdue_run_in_retry_backoff_keeps_its_attempts(store: Store) -> Non
     pending = store.register_schedule(reg, "default")
     assert pending is not None and (pending.id, pending.attempt) == (job.id, 1)
     assert len(pending.errors) == 1
+
+
+def test_retry_all_failed_of_one_name(store: Store) -> None:
+    jobs = store.insert_jobs([new("a", max_attempts=1), new("b", max_attempts=1), new("a")])
+    for job in claim(store, limit=3):
+        outcome = Outcome.FAILED if job.max_attempts == 1 else Outcome.DISCARDED
+        store.complete([Completion(job=job, node_id="n1", outcome=outcome, error=err())])
+    assert store.retry_jobs(all_failed=True, name="a") == [jobs[0].id, jobs[2].id]
+    assert store.retry_jobs(all_failed=True, name="a") == []
+    back = store.get_job(jobs[2].id)
+    assert back is not None and back.state is JobState.AVAILABLE and back.attempt == 0
+    assert [e.message for e in back.errors] == ["boom"], "the history stays with the job"
+    b = store.get_job(jobs[1].id)
+    assert b is not None and b.state is JobState.FAILED
+
+
+def test_leases_of_some_jobs_and_listing_by_queue_and_state(store: Store) -> None:
+    store.insert_jobs([new(), new(), new(queue="other")])
+    one, two = claim(store, node="n1", lease=timedelta(milliseconds=1))
+    assert store.extend_leases("n1", timedelta(minutes=1), [one.id]) == 1
+    assert store.extend_leases("n1", timedelta(minutes=1), []) == 0
+    running = store.list_jobs(JobFilter(state=JobState.RUNNING, queue="default"))
+    assert [j.id for j in running] == [two.id, one.id]
+    assert store.list_jobs(JobFilter(state=JobState.RUNNING, queue="other")) == []
+    time.sleep(0.01)
+    assert [j.id for j in store.rescue(timedelta(seconds=30)).released] == [two.id]
+
+
+def test_rescue_appends_to_the_error_history_of_many_jobs(store: Store) -> None:
+    store.insert_jobs([new(max_attempts=2) for _ in range(3)] + [new(max_attempts=1)] * 2)
+    first = claim(store, limit=3)
+    store.complete(
+        [Completion(job=j, node_id="n1", outcome=Outcome.RETRY, error=err("first")) for j in first]
+    )
+    claimed = claim(store, limit=5, node="dead", lease=timedelta(milliseconds=1))
+    assert len(claimed) == 5
+    time.sleep(0.01)
+    result = store.rescue(timedelta(seconds=30))
+    assert len(result.released) == 0 and len(result.failed) == 5, "every attempt is spent"
+    for job in result.failed:
+        dead = store.get_job(job.id)
+        assert dead is not None and dead.state is JobState.FAILED
+        expected = ["JobRescued"] if job.max_attempts == 1 else ["ValueError", "JobRescued"]
+        assert [e.type for e in dead.errors] == expected
+
+
+def test_prune_keeps_recent_jobs_and_other_states(store: Store) -> None:
+    store.insert_jobs([new(max_attempts=1), new()])
+    failed, done = claim(store, limit=2)
+    store.complete(
+        [
+            Completion(job=failed, node_id="n1", outcome=Outcome.FAILED, error=err()),
+            Completion(job=done, node_id="n1", outcome=Outcome.SUCCEEDED),
+        ]
+    )
+    assert store.prune(timedelta(hours=1), [JobState.SUCCEEDED, JobState.FAILED]) == 0
+    assert store.prune(timedelta(0), [JobState.SUCCEEDED, JobState.RUNNING]) == 1
+    assert store.get_job(done.id) is None
+    assert store.get_job(failed.id) is not None

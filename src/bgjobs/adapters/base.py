@@ -1,7 +1,8 @@
 """The Store protocol: the only way the runtime, CLI and tests talk to storage.
 
 A backend is one package under ``bgjobs.adapters`` that owns all of its SQL and implements this
-protocol. Both shipped backends pass the same contract suite (tests/adapters/test_contract.py).
+protocol. Both shipped backends do so through ``adapters.shared_store.SharedStore``, which holds
+everything but the SQL, and pass the same contract suite (tests/adapters/test_contract.py).
 """
 
 from __future__ import annotations

@@ -13,45 +13,41 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from bgjobs.adapters import rows
 from bgjobs.adapters.postgres.schema import compose
 
-HOT = (
-    "id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,"
-    " scheduled_at, reserved_by, reserved_at, lease_expires_at, unique_key, schedule, errors"
-)
+_HOT = rows.HOT_SELECT
+_ARCHIVE = rows.ARCHIVE_SELECT
 # As selected: the error history as text, parsed only when not empty (the usual case).
-HOT_OUT = HOT.replace("errors", "errors::text")
-ARCHIVE_OUT = (
-    "id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,"
-    " scheduled_at, reserved_by, reserved_at, unique_key, schedule, errors::text, state,"
-    " finished_at"
-)
-ARCHIVE = (
-    "id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,"
-    " scheduled_at, reserved_by, reserved_at, unique_key, schedule, errors, state, finished_at"
-)
+_HOT_OUT = _HOT.replace("errors", "errors::text")
+_ARCHIVE_OUT = _ARCHIVE.replace("errors", "errors::text")
 
 
 def _prefixed(columns: str, alias: str) -> str:
     return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
 
 
-# Hot-table rows come back with now() appended: the state (available/scheduled) is derived from it.
-_RETURN_HOT = f"RETURNING {HOT_OUT}, now()"
+_CARRIED = rows.CARRIED_SELECT
+
+# Hot-table rows come back with now() appended (rows.HOT_ROW_COLUMNS): the state
+# (available/scheduled) is derived from it.
+_RETURN_HOT = f"RETURNING {_HOT_OUT}, now()"
 _INSERT_COLUMNS = (
     "queue, name, payload, priority, max_attempts, available_at, scheduled_at, unique_key, schedule"
 )
 
-# One job due now, no unique key or schedule: the usual enqueue, as lean as a bare INSERT. NOTIFY
-# in RETURNING runs in the same statement and fires on commit only.
+# One job due now, no unique key or schedule: the usual enqueue, as lean as a bare INSERT
+# (rows.INSERTED_COLUMNS back). NOTIFY in RETURNING runs in the same statement and fires on
+# commit only.
 INSERT_NOW = """
 INSERT INTO {jobs} (queue, name, payload, priority, max_attempts, available_at, scheduled_at)
 VALUES (%s, %s, %s, %s, %s, now(), now())
 RETURNING id, created_at, available_at, now(), pg_notify(%s, queue) IS NULL
 """
 
-# Any other single job. NOTIFY rides in the same statement and fires on commit only. Only
-# what the database decided comes back; the caller knows the rest.
+# Any other single job (rows.INSERTED_COLUMNS back); a taken unique key skips it. NOTIFY rides in
+# the same statement and fires on commit only. Only what the database decided comes back; the
+# caller knows the rest.
 _US = " * interval '1 microsecond'"
 _AT = f"COALESCE(%(available_at)s::timestamptz, now() + %(delay_us)s::bigint{_US})"
 INSERT_ONE = f"""
@@ -65,7 +61,7 @@ WITH ins AS (
 SELECT id, created_at, available_at, now(), pg_notify(%(channel)s, queue) IS NULL FROM ins
 """
 
-# Many jobs: arrays in, one statement; ids are assigned in input order (ORDER BY ord).
+# Many jobs: one JSON document in, one statement; ids are assigned in input order (ORDER BY ord).
 INSERT_MANY = f"""
 WITH v AS (
     SELECT u.*, COALESCE(u.available_at, now() + u.delay_us{_US}) AS at
@@ -79,13 +75,14 @@ WITH v AS (
     SELECT queue, name, payload, priority, max_attempts, at, at, unique_key, schedule
     FROM v ORDER BY ord
     ON CONFLICT DO NOTHING
-    RETURNING {HOT}
+    RETURNING {_HOT}
 )
-SELECT {_prefixed(HOT_OUT, "ins")}, now(), pg_notify(%(channel)s, ins.queue)::text FROM ins
+SELECT {_prefixed(_HOT_OUT, "ins")}, now(), pg_notify(%(channel)s, ins.queue)::text FROM ins
 ORDER BY ins.id
 """
 
-# RETURNING has no order; the outer SELECT hands the jobs back in claim order.
+# Reserve up to %(limit)s due jobs. RETURNING has no order; the outer SELECT hands the jobs back
+# in claim order.
 # The claim commits asynchronously (set_config(..., true) lasts until this statement's own
 # commit): losing one in a server crash only makes its job claimable again, which at-least-once
 # allows, and the fenced completion of a lost claim is refused. WAL is sequential, so the next
@@ -107,9 +104,9 @@ SELECT claimed.* FROM claimed, (SELECT set_config('synchronous_commit', 'off', t
 ORDER BY priority, available_at, id
 """
 
-# Runs after pg_advisory_xact_lock on the queue, in a later statement (so a later snapshot):
-# the head by FIFO order, only when nothing of the queue is running anywhere. (With nothing
-# running, the head of the waiting rows is the head of the queue.)
+# Reserve the head of a blocking queue. Runs after LOCK on the queue, in a later statement (so a
+# later snapshot): the head by FIFO order, only when nothing of the queue is running anywhere.
+# (With nothing running, the head of the waiting rows is the head of the queue.)
 CLAIM_BLOCKING = f"""
 UPDATE {{jobs}} SET reserved_by = %(node)s, reserved_at = now(),
     lease_expires_at = now() + %(lease_us)s::bigint{_US}, attempt = attempt + 1
@@ -120,7 +117,10 @@ WHERE id = (SELECT id FROM {{jobs}} WHERE queue = %(queue)s AND reserved_by IS N
 {_RETURN_HOT}
 """
 
-QUEUE_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+# Serialise everyone locking the same key until the transaction ends (schema.lock_key).
+LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
+# The database clock (in a transaction: the transaction's start).
+NOW = "SELECT now()"
 
 # The earliest due time among waiting jobs, by a loose scan of the claim index: the first entry
 # of each priority holds that priority's earliest time. One probe per distinct priority; the
@@ -140,9 +140,10 @@ WITH RECURSIVE firsts AS (
 SELECT min(available_at) FROM firsts
 """
 
-# A batch of completions in one statement. Each row is fenced on (id, reserved_by, attempt);
-# finishing rows move to the archive (or vanish: keep = false), the rest go back to the queue.
-# The data-modifying CTEs share one snapshot and touch disjoint rows (ids are unique per call).
+# Apply a batch of completions in one statement; the ids whose fence held come back. Each row is
+# fenced on (id, reserved_by, attempt); finishing rows move to the archive (or vanish:
+# keep = false), the rest go back to the queue. The data-modifying CTEs share one snapshot and
+# touch disjoint rows (ids are unique per call).
 _ARCHIVE_ERRORS = (
     "CASE WHEN f.error IS NULL THEN f.errors ELSE f.errors || jsonb_build_array(f.error) END"
 )
@@ -154,15 +155,13 @@ WITH d AS (
     DELETE FROM {{jobs}} j USING d
     WHERE d.kind IN ('succeeded', 'failed', 'discarded')
       AND j.id = d.id AND j.reserved_by = d.node AND j.attempt = d.attempt
-    RETURNING {_prefixed(HOT, "j")}, d.kind, d.keep, d.error
+    RETURNING {rows.select_list(rows.HOT_COLUMNS, "j")}, d.kind, d.keep, d.error
 ), arch AS (
-    INSERT INTO {{archive}} ({ARCHIVE})
-    SELECT id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,
-           scheduled_at, reserved_by, reserved_at, unique_key, schedule, {_ARCHIVE_ERRORS},
-           kind, now()
+    INSERT INTO {{archive}} ({_ARCHIVE})
+    SELECT {_CARRIED}, {_ARCHIVE_ERRORS}, kind, now()
     FROM fin f WHERE f.keep
     ON CONFLICT (id) DO UPDATE SET {
-    ", ".join(f"{c.strip()} = EXCLUDED.{c.strip()}" for c in ARCHIVE.split(",")[1:])
+    ", ".join(f"{c} = EXCLUDED.{c}" for c in rows.ARCHIVE_COLUMNS if c != "id")
 }
 ), back AS (
     UPDATE {{jobs}} j SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
@@ -175,15 +174,16 @@ WITH d AS (
       AND j.id = d.id AND j.reserved_by = d.node AND j.attempt = d.attempt
     RETURNING j.id
 )
-SELECT id, schedule, scheduled_at, kind FROM fin
-UNION ALL SELECT id, NULL, NULL, NULL FROM back
+SELECT id FROM fin UNION ALL SELECT id FROM back
 """
 
+# A scheduled run ended: remember when it was due, when it ended and how.
 SCHEDULE_FINISHED = """
 UPDATE {schedules} SET last_due_at = %s, last_finished_at = now(), last_outcome = %s
 WHERE name = %s
 """
 
+# Push back the leases of a node's jobs (EXTEND_ALL: all of them; EXTEND_SOME: the given ones).
 # SKIP LOCKED: the completer finishes this node's jobs on another connection, locking them in
 # its own order; waiting here could deadlock with it. A locked row is being finished, rescued or
 # released, so there is no lease to keep, and the next heartbeat retries anything skipped.
@@ -194,31 +194,37 @@ WHERE id IN (SELECT id FROM {{jobs}} WHERE reserved_by = %s {{only}} FOR UPDATE 
 EXTEND_ALL = _EXTEND.replace("{only}", "")
 EXTEND_SOME = _EXTEND.replace("{only}", "AND id = ANY(%s::bigint[])")
 
+# Give unfinished jobs back without counting the attempt (shutdown), waking other nodes.
 RELEASE = f"""
 WITH rel AS (
     UPDATE {{jobs}} SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
         attempt = greatest(attempt - 1, 0)
     WHERE reserved_by = %(node)s AND id = ANY(%(ids)s::bigint[])
-    RETURNING {HOT}
+    RETURNING {_HOT}
 )
-SELECT {_prefixed(HOT_OUT, "rel")}, now(), pg_notify(%(channel)s, rel.queue)::text FROM rel
+SELECT {_prefixed(_HOT_OUT, "rel")}, now(), pg_notify(%(channel)s, rel.queue)::text FROM rel
 """
 
+# Register or refresh a node.
 HEARTBEAT = """
 INSERT INTO {nodes} (id, host, pid, started_at, heartbeat_at, queues)
 VALUES (%s, %s, %s, %s, now(), %s)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), queues = EXCLUDED.queues
 """
+# Forget a node that stopped cleanly.
 REMOVE_NODE = "DELETE FROM {nodes} WHERE id = %s"
-LIST_NODES = "SELECT id, host, pid, started_at, heartbeat_at, queues FROM {nodes} ORDER BY id"
+# All registered nodes.
+LIST_NODES = f"SELECT {rows.NODE_SELECT} FROM {{nodes}} ORDER BY id"
 
+# Reserved jobs whose lease ran out. SKIP LOCKED: rows another node is rescuing (or a late
+# completion is finishing) right now are theirs to settle.
 EXPIRED = f"""
-SELECT {HOT_OUT}, now() FROM {{jobs}}
+SELECT {_HOT_OUT}, now() FROM {{jobs}}
 WHERE reserved_by IS NOT NULL AND lease_expires_at < now()
 ORDER BY id
 FOR UPDATE SKIP LOCKED
 """
-# Rescue: back to the queue with the rescue error appended; the attempt still counts.
+# Rescue: back to the queue, due now, the rescue error appended; the attempt still counts.
 RESCUE_RELEASE = """
 UPDATE {jobs} j SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
     available_at = now(), errors = j.errors || jsonb_build_array(r.error)
@@ -226,41 +232,46 @@ FROM json_to_recordset(%(rows)s::json) AS r(id bigint, error jsonb)
 WHERE j.id = r.id
 RETURNING pg_notify(%(channel)s, j.queue)::text
 """
+# Rescue: out of attempts, to the archive as failed with the rescue error appended.
 RESCUE_FAIL = f"""
 WITH r AS (
     SELECT * FROM json_to_recordset(%(rows)s::json) AS r(id bigint, error jsonb)
 ), gone AS (
     DELETE FROM {{jobs}} j USING r WHERE j.id = r.id
-    RETURNING {_prefixed(HOT, "j")}, r.error
+    RETURNING {rows.select_list(rows.HOT_COLUMNS, "j")}, r.error
 )
-INSERT INTO {{archive}} ({ARCHIVE})
-SELECT id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,
-       scheduled_at, reserved_by, reserved_at, unique_key, schedule,
-       errors || jsonb_build_array(error), 'failed', now()
+INSERT INTO {{archive}} ({_ARCHIVE})
+SELECT {_CARRIED}, errors || jsonb_build_array(error), 'failed', now()
 FROM gone
 ON CONFLICT (id) DO NOTHING
 """
+# Forget nodes silent for longer than the given number of microseconds.
 FORGET_NODES = f"DELETE FROM {{nodes}} WHERE heartbeat_at < now() - %s::bigint{_US}"
 
+# The definition a schedule was last registered with.
 SCHEDULE_DEFINITION = "SELECT definition FROM {schedules} WHERE name = %s"
+# Register a schedule, or update its definition and queue.
 SCHEDULE_UPSERT = """
 INSERT INTO {schedules} (name, definition, queue) VALUES (%s, %s, %s)
 ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition, queue = EXCLUDED.queue
 """
-BY_UNIQUE_KEY = f"SELECT {HOT_OUT}, now() FROM {{jobs}} WHERE unique_key = %s FOR UPDATE"
-DELETE_HOT = "DELETE FROM {jobs} WHERE id = %s"
-SCHEDULE_STATES = """
-SELECT s.name, s.definition, s.queue, j.available_at, j.reserved_by,
-       s.last_due_at, s.last_finished_at, s.last_outcome
-FROM {schedules} s LEFT JOIN {jobs} j ON j.unique_key = %s || s.name
+# The hot row holding a unique key (a schedule's pending or running run), locked.
+BY_UNIQUE_KEY = f"SELECT {_HOT_OUT}, now() FROM {{jobs}} WHERE unique_key = %s FOR UPDATE"
+# Every schedule with its pending run, if any.
+SCHEDULE_STATES = f"""
+SELECT {rows.SCHEDULE_STATE_SELECT}
+FROM {{schedules}} s LEFT JOIN {{jobs}} j ON j.unique_key = %s || s.name
 ORDER BY s.name
 """
 
-GET_HOT = f"SELECT {HOT_OUT}, now() FROM {{jobs}} WHERE id = %s"
+# One waiting or running job (GET_HOT_FOR_UPDATE: locked, to act on it).
+GET_HOT = f"SELECT {_HOT_OUT}, now() FROM {{jobs}} WHERE id = %s"
 GET_HOT_FOR_UPDATE = GET_HOT + " FOR UPDATE"
-GET_ARCHIVED = f"SELECT {ARCHIVE_OUT} FROM {{archive}} WHERE id = %s"
+# One finished job.
+GET_ARCHIVED = f"SELECT {_ARCHIVE_OUT} FROM {{archive}} WHERE id = %s"
+# The newest waiting or running jobs matching a filter (NULL parameters match all).
 LIST_HOT = f"""
-SELECT {HOT_OUT}, now() FROM {{jobs}}
+SELECT {_HOT_OUT}, now() FROM {{jobs}}
 WHERE (%(name)s::text IS NULL OR name = %(name)s)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
   AND CASE %(state)s::text
@@ -270,39 +281,45 @@ WHERE (%(name)s::text IS NULL OR name = %(name)s)
         ELSE true END
 ORDER BY id DESC LIMIT %(limit)s
 """
+# The newest finished jobs matching a filter (NULL parameters match all).
 LIST_ARCHIVED = f"""
-SELECT {ARCHIVE_OUT} FROM {{archive}}
+SELECT {_ARCHIVE_OUT} FROM {{archive}}
 WHERE (%(name)s::text IS NULL OR name = %(name)s)
   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
   AND (%(state)s::text IS NULL OR state = %(state)s)
 ORDER BY id DESC LIMIT %(limit)s
 """
 
-STATS_HOT = """
+# Waiting jobs per queue: (queue, available, scheduled).
+STATS_WAITING = """
 SELECT queue,
-       count(*) FILTER (WHERE reserved_by IS NULL AND available_at <= now()),
-       count(*) FILTER (WHERE reserved_by IS NULL AND available_at > now()),
-       count(*) FILTER (WHERE reserved_by IS NOT NULL)
-FROM {jobs} GROUP BY queue
+       count(*) FILTER (WHERE available_at <= now()),
+       count(*) FILTER (WHERE available_at > now())
+FROM {jobs} WHERE reserved_by IS NULL GROUP BY queue
 """
+# Running jobs per queue: (queue, running).
+STATS_RUNNING = "SELECT queue, count(*) FROM {jobs} WHERE reserved_by IS NOT NULL GROUP BY queue"
+# Failed and discarded jobs per queue, all time: (queue, count).
 STATS_FAILED = """
 SELECT queue, count(*) FROM {archive} WHERE state IN ('failed', 'discarded') GROUP BY queue
 """
+# Jobs finished within the given microseconds per queue and state: (queue, state, count).
 STATS_RECENT = f"""
 SELECT queue, state, count(*) FROM {{archive}}
 WHERE state IN ('succeeded', 'failed', 'discarded') AND finished_at >= now() - %s::bigint{_US}
 GROUP BY queue, state
 """
 
-# Finished jobs back to the hot table under their old id, attempts reset, due now. A retried
-# scheduled run does not take back the schedule's unique key (it would block the next run).
+# Failed, discarded and cancelled jobs back to the hot table under their old id, attempts reset,
+# due now. A retried scheduled run does not take back the schedule's unique key (it would block
+# the next run).
 RETRY = f"""
 WITH moved AS (
     DELETE FROM {{archive}}
     WHERE state IN ('failed', 'discarded', 'cancelled')
       AND (%(all)s OR id = ANY(%(ids)s::bigint[]))
       AND (%(name)s::text IS NULL OR name = %(name)s)
-    RETURNING {ARCHIVE}
+    RETURNING {_ARCHIVE}
 ), ins AS (
     INSERT INTO {{jobs}} (id, queue, name, payload, priority, attempt, max_attempts,
                          available_at, created_at, scheduled_at, schedule, errors)
@@ -315,21 +332,23 @@ WITH moved AS (
 SELECT id, pg_notify(%(channel)s, queue)::text FROM ins ORDER BY id
 """
 
+# A waiting job to the archive as cancelled; the archived row comes back.
 CANCEL = f"""
 WITH gone AS (
-    DELETE FROM {{jobs}} WHERE id = %s RETURNING {HOT}
+    DELETE FROM {{jobs}} WHERE id = %s RETURNING {_HOT}
 )
-INSERT INTO {{archive}} ({ARCHIVE})
-SELECT id, queue, name, payload, priority, attempt, max_attempts, available_at, created_at,
-       scheduled_at, reserved_by, reserved_at, unique_key, schedule, errors, 'cancelled', now()
+INSERT INTO {{archive}} ({_ARCHIVE})
+SELECT {_CARRIED}, errors, 'cancelled', now()
 FROM gone
 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, finished_at = EXCLUDED.finished_at
-RETURNING {ARCHIVE_OUT}
+RETURNING {_ARCHIVE_OUT}
 """
-RESERVED_BY_FOR_UPDATE = "SELECT reserved_by FROM {jobs} WHERE id = %s FOR UPDATE"
+# Delete a waiting job.
+DELETE_HOT = "DELETE FROM {jobs} WHERE id = %s"
+# Delete a finished job.
 DELETE_ARCHIVED = "DELETE FROM {archive} WHERE id = %s"
 
-NOW_MINUS = f"SELECT now() - %s::bigint{_US}"
+# Delete up to a number of archived jobs in the given states finished before a cutoff.
 # ANY(ARRAY(...)) so each slice deletes by primary key instead of hash-joining the whole archive.
 PRUNE_SLICE = """
 DELETE FROM {archive} WHERE id = ANY(ARRAY(
@@ -374,12 +393,13 @@ class Queries:
         self.get_archived = render(GET_ARCHIVED)
         self.list_hot = render(LIST_HOT)
         self.list_archived = render(LIST_ARCHIVED)
-        self.stats_hot = render(STATS_HOT)
+        self.stats_waiting = render(STATS_WAITING)
+        self.stats_running = render(STATS_RUNNING)
         self.stats_failed = render(STATS_FAILED)
         self.stats_recent = render(STATS_RECENT)
         self.retry = render(RETRY)
         self.cancel = render(CANCEL)
-        self.reserved_by_for_update = render(RESERVED_BY_FOR_UPDATE)
         self.delete_archived = render(DELETE_ARCHIVED)
         self.prune_slice = render(PRUNE_SLICE)
-        self.now_minus = render(NOW_MINUS)
+        self.lock = render(LOCK)
+        self.now = render(NOW)

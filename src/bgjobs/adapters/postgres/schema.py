@@ -12,6 +12,8 @@ from typing import Any
 
 from psycopg import Connection, sql
 
+from bgjobs.adapters.rows import scalar
+
 TABLES = {
     "jobs": "bgjobs_jobs",
     "archive": "bgjobs_archive",
@@ -124,8 +126,9 @@ def current_version(conn: Connection[Any], schema: str) -> int:
     ).fetchone()
     if exists is None:
         return 0
-    row = conn.execute(compose("SELECT max(version) FROM {version}", schema)).fetchone()
-    return int(row[0] or 0) if row else 0
+    return int(
+        scalar(conn.execute(compose("SELECT max(version) FROM {version}", schema)).fetchone()) or 0
+    )
 
 
 def migrate(conn: Connection[Any], schema: str, target: int) -> int:

@@ -3,6 +3,12 @@ sortable, exact, and cheap to compare in the claim index."""
 
 from __future__ import annotations
 
+import sqlite3
+
+import sqlite_utils
+
+from bgjobs.adapters.rows import scalar
+
 MIGRATIONS: dict[int, list[str]] = {
     1: [
         """CREATE TABLE bgjobs_jobs (
@@ -73,3 +79,28 @@ MIGRATIONS: dict[int, list[str]] = {
 }
 
 VERSION_TABLE = "bgjobs_schema"
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in the database (0 when bgjobs was never installed there)."""
+    if not sqlite_utils.Database(conn)[VERSION_TABLE].exists():
+        return 0
+    return int(scalar(conn.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()) or 0)
+
+
+def migrate(cur: sqlite3.Cursor, target: int, applied_at_us: int) -> int:
+    """Bring the database to ``target`` inside the caller's write transaction; return the version
+    found before. The caller checks that the stored version is not newer than it understands."""
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE}"
+        " (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+    )
+    start = int(scalar(cur.execute(f"SELECT max(version) FROM {VERSION_TABLE}").fetchone()) or 0)
+    for version in range(start + 1, target + 1):
+        for statement in MIGRATIONS[version]:
+            cur.execute(statement)
+        cur.execute(
+            f"INSERT INTO {VERSION_TABLE} (version, applied_at) VALUES (?, ?)",
+            (version, applied_at_us),
+        )
+    return start

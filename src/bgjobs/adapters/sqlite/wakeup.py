@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 
 from bgjobs.adapters.base import WakeCallback
+from bgjobs.adapters.rows import scalar
 
 log = logging.getLogger("bgjobs")
 
@@ -38,7 +39,7 @@ class DataVersionWatcher:
 
     @staticmethod
     def _version(conn: sqlite3.Connection) -> int:
-        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+        return int(scalar(conn.execute("PRAGMA data_version").fetchone()))
 
     def _run(self) -> None:
         conn = self._conn

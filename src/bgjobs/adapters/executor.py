@@ -1,0 +1,125 @@
+"""What a backend writes: its statements, bound to one connection (Procrastinate's connector,
+River's executor).
+
+Each method runs one named query of the dialect's ``queries`` module (or one batch of it) and
+returns records built by ``adapters.rows``. An executor decides nothing: ``SharedStore`` decides
+(with ``adapters.decisions``) and calls it inside the transaction the backend gave it. A new
+backend implements this protocol, the three connection scopes of ``SharedStore``, and its
+lifecycle (connect, migrate, wake-up).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from bgjobs.adapters.base import (
+    ClaimRequest,
+    Completion,
+    JobFilter,
+    NodeInfo,
+    ScheduleState,
+)
+from bgjobs.adapters.decisions import Rescued
+from bgjobs.job import Job, JobState, NewJob
+
+
+class Executor(Protocol):
+    def now(self) -> datetime:
+        """The backend's clock, as its statements see it (in a transaction: its start)."""
+
+    def lock(self, key: str) -> None:
+        """Serialise everyone locking ``key`` until the transaction ends (a no-op where every
+        write transaction already excludes all others)."""
+
+    # producing and consuming -------------------------------------------------------------------
+    def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """Insert in order; a job whose unique_key is taken is skipped (not returned)."""
+
+    def claim(self, request: ClaimRequest) -> list[Job]:
+        """Reserve up to ``request.limit`` due jobs, in claim order."""
+
+    def claim_blocking(self, request: ClaimRequest) -> list[Job]:
+        """Reserve the head of a blocking queue if nothing of that queue is running. Called
+        under ``lock`` of the queue, so the check and the claim do not interleave."""
+
+    def next_due(self, queue: str) -> datetime | None: ...
+
+    def complete(self, completions: Sequence[Completion]) -> list[bool]:
+        """Apply each completion if its fence (id, node, attempt) holds: archive, delete or
+        requeue, in order. One bool per completion: whether it applied."""
+
+    def schedule_finished(self, name: str, due_at: datetime, outcome: JobState) -> None:
+        """Record a scheduled run's end on its schedule."""
+
+    def extend_leases(self, node_id: str, lease: timedelta, job_ids: Sequence[int] | None) -> int:
+        """Push back the leases of the node's jobs (all of them when ``job_ids`` is None)."""
+
+    def release(self, node_id: str, job_ids: Sequence[int]) -> list[Job]: ...
+
+    # nodes and rescue --------------------------------------------------------------------------
+    def heartbeat(self, node: NodeInfo) -> None: ...
+
+    def remove_node(self, node_id: str) -> None: ...
+
+    def list_nodes(self) -> list[NodeInfo]: ...
+
+    def expired(self) -> list[Job]:
+        """Reserved jobs whose lease ran out (locked for this transaction where rows lock)."""
+
+    def rescue_release(self, rescued: Sequence[Rescued]) -> None:
+        """Back to the queue, due now, each with its rescue error appended."""
+
+    def rescue_fail(self, rescued: Sequence[Rescued]) -> None:
+        """To the archive as failed, each with its rescue error appended."""
+
+    def forget_nodes(self, silent_for: timedelta) -> None:
+        """Delete nodes whose last heartbeat is older than ``silent_for``."""
+
+    # scheduled jobs ----------------------------------------------------------------------------
+    def by_unique_key(self, unique_key: str) -> Job | None:
+        """The hot row holding ``unique_key`` (locked for this transaction where rows lock)."""
+
+    def schedule_definition(self, name: str) -> str | None: ...
+
+    def schedule_upsert(self, name: str, definition: str, queue: str) -> None: ...
+
+    def schedule_states(self) -> list[ScheduleState]: ...
+
+    # operating ---------------------------------------------------------------------------------
+    def get_hot(self, job_id: int, *, for_update: bool = False) -> Job | None: ...
+
+    def get_archived(self, job_id: int) -> Job | None: ...
+
+    def list_hot(self, where: JobFilter) -> list[Job]:
+        """Newest first, at most ``where.limit``; ``where.state`` is a hot state or None."""
+
+    def list_archived(self, where: JobFilter) -> list[Job]:
+        """Newest first, at most ``where.limit``; ``where.state`` is a finished state or None."""
+
+    def stats_waiting(self) -> list[tuple[str, int, int]]:
+        """(queue, available, scheduled) per queue."""
+
+    def stats_running(self) -> list[tuple[str, int]]:
+        """(queue, running) per queue."""
+
+    def stats_failed(self) -> list[tuple[str, int]]:
+        """(queue, failed + discarded) per queue."""
+
+    def stats_recent(self, window: timedelta) -> list[tuple[str, str, int]]:
+        """(queue, state, count) of jobs finished within ``window``."""
+
+    def retry(self, job_ids: Sequence[int] | None, name: str | None) -> list[int]:
+        """Failed, discarded and cancelled jobs (the given ones, or all when None; of ``name``
+        when given) back to the queue, due now, attempts reset. Their ids, ascending."""
+
+    def cancel(self, job_id: int) -> Job:
+        """Move a waiting job to the archive as cancelled; the archived job."""
+
+    def delete_hot(self, job_id: int) -> int: ...
+
+    def delete_archived(self, job_id: int) -> int: ...
+
+    def prune_slice(self, cutoff: datetime, states: Sequence[str], limit: int) -> int:
+        """Delete up to ``limit`` archived jobs in ``states`` finished before ``cutoff``."""

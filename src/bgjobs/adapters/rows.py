@@ -1,0 +1,238 @@
+"""Rows to records, once for every backend.
+
+Both dialects select the same column lists (below), so a ``Job``, ``NodeInfo`` or
+``ScheduleState`` is built from a row here and nowhere else. They differ only in how a stored
+time reads back (integer microseconds on SQLite, ``timestamptz`` on Postgres), so each passes its
+own ``to_time``. Rows are read by column name: job rows (the claim's hot path) through ``picker``,
+which turns names into positions once, at import, and reads them with one C call, as fast as
+literal indexes; node and schedule rows through a dict.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from operator import itemgetter
+from typing import Any
+
+from bgjobs.adapters.base import NodeInfo, ScheduleState, hot_state
+from bgjobs.job import Job, JobError, JobState, NewJob
+
+Row = Sequence[Any]
+ToTime = Callable[[Any], datetime]
+
+
+def select_list(columns: Sequence[str], alias: str | None = None) -> str:
+    """``a, b, c`` (or ``t.a, t.b, t.c``) for SQL text."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + column for column in columns)
+
+
+# The hot table (waiting and running jobs), in the order every backend selects it.
+HOT_COLUMNS = (
+    "id",
+    "queue",
+    "name",
+    "payload",
+    "priority",
+    "attempt",
+    "max_attempts",
+    "available_at",
+    "created_at",
+    "scheduled_at",
+    "reserved_by",
+    "reserved_at",
+    "lease_expires_at",
+    "unique_key",
+    "schedule",
+    "errors",
+)
+# What a job keeps as it moves to the archive: all but its lease (its errors get the final one).
+CARRIED_COLUMNS = tuple(c for c in HOT_COLUMNS if c not in ("lease_expires_at", "errors"))
+# The archive (finished jobs).
+ARCHIVE_COLUMNS = (*CARRIED_COLUMNS, "errors", "state", "finished_at")
+NODE_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "queues")
+# A schedule joined with its pending run (the run's columns are NULL when there is none).
+SCHEDULE_STATE_COLUMNS = (
+    "name",
+    "definition",
+    "queue",
+    "available_at",
+    "reserved_by",
+    "last_due_at",
+    "last_finished_at",
+    "last_outcome",
+)
+# The same lists as SQL text, for both dialects' queries.
+HOT_SELECT = select_list(HOT_COLUMNS)
+ARCHIVE_SELECT = select_list(ARCHIVE_COLUMNS)
+CARRIED_SELECT = select_list(CARRIED_COLUMNS)
+NODE_SELECT = select_list(NODE_COLUMNS)
+# SCHEDULE_STATE_COLUMNS from a schedule (alias s) joined with its pending run (alias j).
+SCHEDULE_STATE_SELECT = ", ".join(
+    ("j." if column in ("available_at", "reserved_by") else "s.") + column
+    for column in SCHEDULE_STATE_COLUMNS
+)
+
+
+def picker(columns: Sequence[str], *names: str) -> Callable[[Row], Any]:
+    """Reads ``names`` (a tuple of them, or the one value) from a row selected as ``columns``."""
+    return itemgetter(*(columns.index(name) for name in names))
+
+
+def scalar(row: Row | None) -> Any:
+    """The one value of a one-column row (None when there is no row)."""
+    if row is None:
+        return None
+    (value,) = row
+    return value
+
+
+def microseconds(delta: timedelta) -> int:
+    """A duration in whole microseconds (exact, unlike total_seconds())."""
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_errors(text: str | None) -> tuple[JobError, ...]:
+    """A stored error history (JSON array text). Most jobs have none: skip the parse."""
+    if not text or text == "[]":
+        return ()
+    try:
+        return tuple(JobError.from_dict(item) for item in json.loads(text))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        # A damaged history must not make the job unreadable.
+        return ()
+
+
+# The columns both tables hold, read from either by name into one Job builder.
+_JOB_COLUMNS = (*CARRIED_COLUMNS, "errors")
+_hot_common = picker(HOT_COLUMNS, *_JOB_COLUMNS)
+_hot_lease = picker(HOT_COLUMNS, "lease_expires_at")
+_archive_common = picker(ARCHIVE_COLUMNS, *_JOB_COLUMNS)
+_archive_end = picker(ARCHIVE_COLUMNS, "state", "finished_at")
+
+
+def hot_job(row: Row, to_time: ToTime, now: datetime) -> Job:
+    """A hot-table row (HOT_COLUMNS first; a backend may append columns of its own). Its state
+    is derived against ``now``: running when reserved, else scheduled until due."""
+    lease = _hot_lease(row)
+    lease_expires_at = None if lease is None else to_time(lease)
+    return _job(_hot_common(row), to_time, now=now, lease_expires_at=lease_expires_at)
+
+
+def archived_job(row: Row, to_time: ToTime) -> Job:
+    """An archive row (ARCHIVE_COLUMNS)."""
+    state, finished_at = _archive_end(row)
+    return _job(
+        _archive_common(row), to_time, state=JobState(state), finished_at=to_time(finished_at)
+    )
+
+
+def _job(
+    values: tuple[Any, ...],
+    to_time: ToTime,
+    *,
+    now: datetime | None = None,
+    state: JobState | None = None,
+    lease_expires_at: datetime | None = None,
+    finished_at: datetime | None = None,
+) -> Job:
+    """The one place a stored job becomes a ``Job``: ``values`` in _JOB_COLUMNS order, plus what
+    only one table knows (the hot table's lease and derived state, the archive's end)."""
+    (
+        job_id,
+        queue,
+        name,
+        payload,
+        priority,
+        attempt,
+        max_attempts,
+        available_at,
+        created_at,
+        scheduled_at,
+        reserved_by,
+        reserved_at,
+        unique_key,
+        schedule,
+        errors,
+    ) = values
+    available = to_time(available_at)
+    if state is None:
+        assert now is not None, "a hot row's state is derived against now"
+        state = hot_state(reserved_by, available, now)
+    return Job(
+        id=job_id,
+        queue=queue,
+        name=name,
+        raw_payload=payload,
+        state=state,
+        priority=priority,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        available_at=available,
+        created_at=to_time(created_at),
+        scheduled_at=to_time(scheduled_at),
+        reserved_by=reserved_by,
+        reserved_at=None if reserved_at is None else to_time(reserved_at),
+        lease_expires_at=lease_expires_at,
+        finished_at=finished_at,
+        unique_key=unique_key,
+        schedule=schedule,
+        errors=parse_errors(errors),
+    )
+
+
+def inserted_job(
+    new: NewJob, job_id: int, created_at: datetime, available_at: datetime, now: datetime
+) -> Job:
+    """A job just inserted: what the caller sent plus what the database decided (already
+    converted), so an insert need not read the whole row back."""
+    return Job(
+        id=job_id,
+        queue=new.queue,
+        name=new.name,
+        raw_payload=new.raw_payload,
+        state=hot_state(None, available_at, now),
+        priority=new.priority,
+        attempt=0,
+        max_attempts=new.max_attempts,
+        available_at=available_at,
+        created_at=created_at,
+        scheduled_at=available_at,
+        unique_key=new.unique_key,
+        schedule=new.schedule,
+    )
+
+
+def node_info(row: Row, to_time: ToTime, to_queues: Callable[[Any], Sequence[str]]) -> NodeInfo:
+    """A node row (NODE_COLUMNS); ``to_queues`` reads the stored list of queue names."""
+    node = dict(zip(NODE_COLUMNS, row, strict=True))
+    return NodeInfo(
+        id=node["id"],
+        host=node["host"],
+        pid=node["pid"],
+        started_at=to_time(node["started_at"]),
+        heartbeat_at=to_time(node["heartbeat_at"]),
+        queues=tuple(to_queues(node["queues"])),
+    )
+
+
+def schedule_state(row: Row, to_time: ToTime) -> ScheduleState:
+    """A schedule joined with its pending run (SCHEDULE_STATE_COLUMNS)."""
+    state = dict(zip(SCHEDULE_STATE_COLUMNS, row, strict=True))
+
+    def maybe_time(column: str) -> datetime | None:
+        value = state[column]
+        return None if value is None else to_time(value)
+
+    return ScheduleState(
+        name=state["name"],
+        definition=state["definition"],
+        queue=state["queue"],
+        next_run_at=maybe_time("available_at"),
+        running=state["reserved_by"] is not None,
+        last_due_at=maybe_time("last_due_at"),
+        last_finished_at=maybe_time("last_finished_at"),
+        last_outcome=state["last_outcome"],
+    )

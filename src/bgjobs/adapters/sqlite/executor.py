@@ -1,0 +1,317 @@
+"""SQLite's statements (``queries``) bound to one cursor: the ``Executor`` of the SQLite store.
+
+The clock is read once per executor, that is once per transaction, so every statement of an
+operation sees the same ``now``.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from bgjobs.adapters.base import (
+    SCHEDULE_KEY_PREFIX,
+    ClaimRequest,
+    Completion,
+    JobFilter,
+    NodeInfo,
+    Outcome,
+    ScheduleState,
+)
+from bgjobs.adapters.decisions import Rescued, final_state, keeps_record
+from bgjobs.adapters.rows import (
+    CARRIED_COLUMNS,
+    HOT_COLUMNS,
+    inserted_job,
+    microseconds,
+    node_info,
+    picker,
+    scalar,
+    schedule_state,
+)
+from bgjobs.adapters.sqlite import queries as q
+from bgjobs.adapters.sqlite.rows import archived, from_us, hot, to_us
+from bgjobs.job import Job, JobError, JobState, NewJob
+
+_BATCH = 300  # finished jobs per COMPLETE_FINISH (3 parameters each, well under SQLite's limit)
+_fence = picker(HOT_COLUMNS, "id", "attempt", "reserved_by")
+_carried = picker(HOT_COLUMNS, *CARRIED_COLUMNS)
+_errors = picker(HOT_COLUMNS, "errors")
+
+
+def _claim_order(job: Job) -> tuple[int, datetime, int]:
+    return job.priority, job.available_at, job.id
+
+
+class SQLiteExecutor:
+    def __init__(self, cursor: sqlite3.Cursor, now_us: int) -> None:
+        self.cursor = cursor  # for the store's own statements (migrations)
+        self._cur = cursor
+        self._now_us = now_us
+        self._now = from_us(now_us)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def lock(self, key: str) -> None:
+        """Nothing to do: every write transaction (BEGIN IMMEDIATE) excludes all other writers."""
+
+    def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[Any]:
+        return self._cur.execute(sql, params).fetchall()
+
+    def _count(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        return self._cur.execute(sql, params).rowcount
+
+    # producing and consuming -------------------------------------------------------------------
+    def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
+        inserted = (self._insert(new) for new in jobs)
+        return [job for job in inserted if job is not None]
+
+    def _insert(self, new: NewJob) -> Job | None:
+        now_us = self._now_us
+        if new.available_at is not None:
+            available_us = to_us(new.available_at)
+        else:
+            available_us = now_us + microseconds(new.delay)
+        cur = self._cur
+        cur.execute(
+            q.INSERT_ONE,
+            (
+                new.queue,
+                new.name,
+                new.raw_payload,
+                new.priority,
+                new.max_attempts,
+                available_us,
+                now_us,
+                available_us,
+                new.unique_key,
+                new.schedule,
+            ),
+        )
+        if cur.rowcount == 0:
+            return None
+        job_id = cur.lastrowid
+        assert job_id is not None
+        available = self._now if available_us == now_us else from_us(available_us)
+        return inserted_job(new, job_id, self._now, available, self._now)
+
+    def claim(self, request: ClaimRequest) -> list[Job]:
+        return self._reserve(q.CLAIM, request)
+
+    def claim_blocking(self, request: ClaimRequest) -> list[Job]:
+        return self._reserve(q.CLAIM_BLOCKING, request)
+
+    def _reserve(self, sql: str, request: ClaimRequest) -> list[Job]:
+        now_us, now = self._now_us, self._now
+        params = {
+            "node": request.node_id,
+            "now": now_us,
+            "queue": request.queue,
+            "lease": now_us + microseconds(request.lease),
+            "limit": request.limit,
+        }
+        jobs = [hot(row, now) for row in self._rows(sql, params)]
+        jobs.sort(key=_claim_order)
+        return jobs
+
+    def next_due(self, queue: str) -> datetime | None:
+        due = scalar(self._cur.execute(q.NEXT_DUE, {"queue": queue}).fetchone())
+        return None if due is None else from_us(due)
+
+    def complete(self, completions: Sequence[Completion]) -> list[bool]:
+        applied = [False] * len(completions)
+        finishing: list[tuple[int, Completion, JobState]] = []
+        for index, done in enumerate(completions):
+            state = final_state(done.outcome)
+            if state is None:
+                applied[index] = self._requeue(done)
+            else:
+                finishing.append((index, done, state))
+        for start in range(0, len(finishing), _BATCH):
+            for index in self._finish(finishing[start : start + _BATCH]):
+                applied[index] = True
+        return applied
+
+    def _requeue(self, done: Completion) -> bool:
+        job = done.job
+        params = {
+            "refund": 1 if done.outcome is Outcome.SNOOZED else 0,
+            "available_at": self._now_us + microseconds(done.delay),
+            "error": None if done.error is None else _error_json(done.error),
+            "id": job.id,
+            "node": done.node_id,
+            "attempt": job.attempt,
+        }
+        return self._count(q.COMPLETE_REQUEUE, params) == 1
+
+    def _finish(self, batch: list[tuple[int, Completion, JobState]]) -> list[int]:
+        """Archive (or delete) a batch of finished jobs; the indexes of those whose fence held."""
+        by_fence = {(d.job.id, d.job.attempt, d.node_id): (i, d, s) for i, d, s in batch}
+        params: list[Any] = []
+        for _, done, _ in batch:
+            params += [done.job.id, done.job.attempt, done.node_id]
+        archive: list[tuple[Any, ...]] = []
+        applied: list[int] = []
+        for row in self._rows(q.complete_finish(len(batch)), params):
+            index, done, state = by_fence[_fence(row)]
+            applied.append(index)
+            if keeps_record(done):
+                errors = _errors(row)
+                if done.error is not None:
+                    errors = _errors_with(errors, done.error)
+                archive.append((*_carried(row), errors, state.value, self._now_us))
+        if archive:
+            self._cur.executemany(q.ARCHIVE_INSERT, archive)
+        return applied
+
+    def schedule_finished(self, name: str, due_at: datetime, outcome: JobState) -> None:
+        self._cur.execute(q.SCHEDULE_FINISHED, (to_us(due_at), self._now_us, outcome.value, name))
+
+    def extend_leases(self, node_id: str, lease: timedelta, job_ids: Sequence[int] | None) -> int:
+        params = {"lease": self._now_us + microseconds(lease), "node": node_id}
+        if job_ids is None:
+            return self._count(q.EXTEND_ALL, params)
+        return self._count(q.EXTEND_SOME, {**params, "ids": json.dumps(list(job_ids))})
+
+    def release(self, node_id: str, job_ids: Sequence[int]) -> list[Job]:
+        rows = self._rows(q.RELEASE, {"node": node_id, "ids": json.dumps(list(job_ids))})
+        return [hot(row, self._now) for row in rows]
+
+    # nodes and rescue --------------------------------------------------------------------------
+    def heartbeat(self, node: NodeInfo) -> None:
+        self._cur.execute(
+            q.HEARTBEAT,
+            (
+                node.id,
+                node.host,
+                node.pid,
+                to_us(node.started_at),
+                self._now_us,
+                json.dumps(list(node.queues)),
+            ),
+        )
+
+    def remove_node(self, node_id: str) -> None:
+        self._cur.execute(q.REMOVE_NODE, (node_id,))
+
+    def list_nodes(self) -> list[NodeInfo]:
+        # Queue names are a JSON array: SQLite has no array type.
+        return [node_info(row, from_us, json.loads) for row in self._rows(q.LIST_NODES)]
+
+    def expired(self) -> list[Job]:
+        return [hot(row, self._now) for row in self._rows(q.EXPIRED, {"now": self._now_us})]
+
+    def rescue_release(self, rescued: Sequence[Rescued]) -> None:
+        self._cur.execute(q.RESCUE_RELEASE, {"now": self._now_us, "rows": _rescued(rescued)})
+
+    def rescue_fail(self, rescued: Sequence[Rescued]) -> None:
+        params = {"now": self._now_us, "rows": _rescued(rescued)}
+        self._cur.execute(q.RESCUE_FAIL, params)
+        self._cur.execute(q.DELETE_RESCUED, params)
+
+    def forget_nodes(self, silent_for: timedelta) -> None:
+        self._cur.execute(q.FORGET_NODES, {"before": self._now_us - microseconds(silent_for)})
+
+    # scheduled jobs ----------------------------------------------------------------------------
+    def by_unique_key(self, unique_key: str) -> Job | None:
+        row = self._cur.execute(q.BY_UNIQUE_KEY, (unique_key,)).fetchone()
+        return None if row is None else hot(row, self._now)
+
+    def schedule_definition(self, name: str) -> str | None:
+        definition: str | None = scalar(
+            self._cur.execute(q.SCHEDULE_DEFINITION, (name,)).fetchone()
+        )
+        return definition
+
+    def schedule_upsert(self, name: str, definition: str, queue: str) -> None:
+        self._cur.execute(q.SCHEDULE_UPSERT, (name, definition, queue))
+
+    def schedule_states(self) -> list[ScheduleState]:
+        rows = self._rows(q.SCHEDULE_STATES, (SCHEDULE_KEY_PREFIX,))
+        return [schedule_state(row, from_us) for row in rows]
+
+    # operating ---------------------------------------------------------------------------------
+    def get_hot(self, job_id: int, *, for_update: bool = False) -> Job | None:
+        # for_update needs nothing here: the write transaction holds the whole database.
+        row = self._cur.execute(q.GET_HOT, (job_id,)).fetchone()
+        return None if row is None else hot(row, self._now)
+
+    def get_archived(self, job_id: int) -> Job | None:
+        row = self._cur.execute(q.GET_ARCHIVED, (job_id,)).fetchone()
+        return None if row is None else archived(row)
+
+    def list_hot(self, where: JobFilter) -> list[Job]:
+        params = {
+            "name": where.name,
+            "queue": where.queue,
+            "now": self._now_us,
+            "limit": where.limit,
+        }
+        return [hot(row, self._now) for row in self._rows(q.list_hot(where), params)]
+
+    def list_archived(self, where: JobFilter) -> list[Job]:
+        params = {
+            "name": where.name,
+            "queue": where.queue,
+            "state": None if where.state is None else where.state.value,
+            "limit": where.limit,
+        }
+        return [archived(row) for row in self._rows(q.list_archived(where), params)]
+
+    def stats_waiting(self) -> list[tuple[str, int, int]]:
+        return self._rows(q.STATS_WAITING, {"now": self._now_us})
+
+    def stats_running(self) -> list[tuple[str, int]]:
+        return self._rows(q.STATS_RUNNING)
+
+    def stats_failed(self) -> list[tuple[str, int]]:
+        return self._rows(q.STATS_FAILED)
+
+    def stats_recent(self, window: timedelta) -> list[tuple[str, str, int]]:
+        return self._rows(q.STATS_RECENT, {"since": self._now_us - microseconds(window)})
+
+    def retry(self, job_ids: Sequence[int] | None, name: str | None) -> list[int]:
+        params = {
+            "now": self._now_us,
+            "ids": None if job_ids is None else json.dumps(list(job_ids)),
+            "name": name,
+        }
+        sql = q.retry(by_ids=job_ids is not None, by_name=name is not None)
+        moved = sorted(scalar(row) for row in self._rows(sql, params))
+        if moved:
+            self._cur.execute(q.DELETE_RETRIED, {"ids": json.dumps(moved)})
+        return moved
+
+    def cancel(self, job_id: int) -> Job:
+        (row,) = self._rows(q.CANCEL, {"now": self._now_us, "id": job_id})
+        self._cur.execute(q.DELETE_HOT, (job_id,))
+        return archived(row)
+
+    def delete_hot(self, job_id: int) -> int:
+        return self._count(q.DELETE_HOT, (job_id,))
+
+    def delete_archived(self, job_id: int) -> int:
+        return self._count(q.DELETE_ARCHIVED, (job_id,))
+
+    def prune_slice(self, cutoff: datetime, states: Sequence[str], limit: int) -> int:
+        params = {"cutoff": to_us(cutoff), "states": json.dumps(list(states)), "limit": limit}
+        return self._count(q.PRUNE_SLICE, params)
+
+
+def _error_json(error: JobError) -> str:
+    return json.dumps(error.to_dict())
+
+
+def _errors_with(history: str, error: JobError) -> str:
+    """A stored error history (JSON array text) with ``error`` appended."""
+    items = json.loads(history or "[]")
+    items.append(error.to_dict())
+    return json.dumps(items)
+
+
+def _rescued(rescued: Sequence[Rescued]) -> str:
+    return json.dumps([{"id": r.job.id, "error": r.error.to_dict()} for r in rescued])

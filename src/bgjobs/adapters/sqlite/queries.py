@@ -1,0 +1,258 @@
+"""Every statement the SQLite store runs. Same names as ``postgres/queries.py`` for the same
+operation, so the dialects read side by side; a statement only one dialect needs says why.
+
+Conventions: times are integer microseconds since the epoch (``:now`` is the caller's clock,
+read once per transaction); lists arrive as one JSON array read with ``json_each``, so a
+statement's text (and SQLite's cached plan) does not change with the list's length. The few
+statements whose text depends on the call are functions; each returns the same text for the
+same shape.
+"""
+
+from __future__ import annotations
+
+from bgjobs.adapters import rows
+from bgjobs.adapters.base import JobFilter
+from bgjobs.job import JobState
+
+_HOT = rows.HOT_SELECT
+_ARCHIVE = rows.ARCHIVE_SELECT
+_CARRIED = rows.CARRIED_SELECT
+_IDS = "(SELECT value FROM json_each(:ids))"
+# The fields of one element of a :rows JSON array (json_extract: ->> needs SQLite 3.38).
+_ROW_ID = "json_extract(r.value, '$.id')"
+_ROW_ERROR = "json(json_extract(r.value, '$.error'))"
+
+# producing -------------------------------------------------------------------------------------
+# One job; a taken unique key skips it (no row), and the id is the cursor's lastrowid. With no
+# round trip to save, SQLite needs no INSERT_NOW or INSERT_MANY: a batch runs this per job.
+INSERT_ONE = (
+    "INSERT INTO bgjobs_jobs (queue, name, payload, priority, max_attempts, available_at,"
+    " created_at, scheduled_at, unique_key, schedule) VALUES (?,?,?,?,?,?,?,?,?,?)"
+    " ON CONFLICT DO NOTHING"
+)
+
+# consuming -------------------------------------------------------------------------------------
+_RESERVE = (
+    "UPDATE bgjobs_jobs SET reserved_by = :node, reserved_at = :now, lease_expires_at = :lease,"
+    " attempt = attempt + 1"
+)
+# Reserve up to :limit due jobs in claim order (the caller sorts them: RETURNING has no order).
+# INDEXED BY: without statistics the planner may pick the due-time index and sort every due row
+# on each claim, which makes a large backlog quadratic.
+CLAIM = f"""{_RESERVE}
+WHERE id IN (SELECT id FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
+             WHERE queue = :queue AND reserved_by IS NULL AND available_at <= :now
+             ORDER BY priority, available_at, id LIMIT :limit)
+RETURNING {_HOT}"""
+# Reserve the head of a blocking queue (FIFO by scheduled time), only while nothing of the queue
+# runs anywhere; a failed head keeps blocking until it is done.
+CLAIM_BLOCKING = f"""{_RESERVE}
+WHERE id = (SELECT id FROM bgjobs_jobs WHERE queue = :queue ORDER BY scheduled_at, id LIMIT 1)
+  AND reserved_by IS NULL AND available_at <= :now
+  AND NOT EXISTS (SELECT 1 FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases
+                  WHERE queue = :queue AND reserved_by IS NOT NULL)
+RETURNING {_HOT}"""
+# The earliest due time of a queue's waiting jobs: a loose scan of the claim index (one seek per
+# distinct priority) instead of a second index on (queue, available_at) that every insert pays.
+NEXT_DUE = """
+WITH RECURSIVE priorities(priority) AS (
+    SELECT (SELECT min(priority) FROM bgjobs_jobs
+            WHERE queue = :queue AND reserved_by IS NULL)
+    UNION ALL
+    SELECT (SELECT min(priority) FROM bgjobs_jobs
+            WHERE queue = :queue AND reserved_by IS NULL AND priority > p.priority)
+    FROM priorities p WHERE p.priority IS NOT NULL
+)
+SELECT min((SELECT min(available_at) FROM bgjobs_jobs
+            WHERE queue = :queue AND reserved_by IS NULL AND priority = p.priority))
+FROM priorities p WHERE p.priority IS NOT NULL
+"""
+# A retried or snoozed job back to its queue, fenced on (id, node, attempt); a snooze gives the
+# attempt back (:refund = 1). Postgres does this inside COMPLETE.
+COMPLETE_REQUEUE = """
+UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
+    attempt = attempt - :refund, available_at = :available_at,
+    errors = CASE WHEN :error IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(:error)) END
+WHERE id = :id AND reserved_by = :node AND attempt = :attempt
+"""
+
+
+def complete_finish(count: int) -> str:
+    """COMPLETE_FINISH: delete ``count`` finished jobs, each fenced on (id, attempt, node), and
+    return their rows for the archive (a stale and a current completion of one job may share a
+    batch: only the current one matches)."""
+    values = ",".join("(?, ?, ?)" for _ in range(count))
+    return (
+        f"WITH done(id, attempt, node) AS (VALUES {values})"
+        " DELETE FROM bgjobs_jobs WHERE id IN (SELECT j.id FROM done JOIN bgjobs_jobs j"
+        " ON j.id = done.id AND j.attempt = done.attempt AND j.reserved_by = done.node)"
+        f" RETURNING {_HOT}"
+    )
+
+
+# Archive finished jobs from the rows COMPLETE_FINISH returned (executemany).
+ARCHIVE_INSERT = (
+    f"INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})"
+    f" VALUES ({', '.join('?' for _ in rows.ARCHIVE_COLUMNS)})"
+)
+# A scheduled run ended: remember when it was due, when it ended and how.
+SCHEDULE_FINISHED = (
+    "UPDATE bgjobs_schedules SET last_due_at = ?, last_finished_at = ?, last_outcome = ?"
+    " WHERE name = ?"
+)
+# Push back the leases of all of a node's jobs.
+EXTEND_ALL = "UPDATE bgjobs_jobs SET lease_expires_at = :lease WHERE reserved_by = :node"
+# Push back the leases of some of a node's jobs.
+EXTEND_SOME = EXTEND_ALL + f" AND id IN {_IDS}"
+# Give unfinished jobs back without counting the attempt (shutdown).
+RELEASE = f"""
+UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
+    attempt = max(attempt - 1, 0)
+WHERE reserved_by = :node AND id IN {_IDS}
+RETURNING {_HOT}"""
+
+# nodes and rescue ------------------------------------------------------------------------------
+# Register or refresh a node.
+HEARTBEAT = """
+INSERT INTO bgjobs_nodes (id, host, pid, started_at, heartbeat_at, queues) VALUES (?,?,?,?,?,?)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, queues = excluded.queues
+"""
+# Forget a node that stopped cleanly.
+REMOVE_NODE = "DELETE FROM bgjobs_nodes WHERE id = ?"
+# All registered nodes.
+LIST_NODES = f"SELECT {rows.NODE_SELECT} FROM bgjobs_nodes ORDER BY id"
+# Reserved jobs whose lease ran out (the write transaction already excludes other rescuers).
+EXPIRED = f"""
+SELECT {_HOT} FROM bgjobs_jobs WHERE reserved_by IS NOT NULL AND lease_expires_at < :now
+ORDER BY id"""
+# Rescue: back to the queue, due now, the rescue error appended; the attempt still counts.
+RESCUE_RELEASE = f"""
+UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
+    available_at = :now, errors = json_insert(errors, '$[#]', {_ROW_ERROR})
+FROM json_each(:rows) AS r
+WHERE bgjobs_jobs.id = {_ROW_ID}
+"""
+# Rescue: out of attempts, to the archive as failed with the rescue error appended (then
+# DELETE_RESCUED; Postgres does both in one statement).
+RESCUE_FAIL = f"""
+INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})
+SELECT {rows.select_list(rows.CARRIED_COLUMNS, "j")},
+       json_insert(j.errors, '$[#]', {_ROW_ERROR}), 'failed', :now
+FROM json_each(:rows) AS r JOIN bgjobs_jobs j ON j.id = {_ROW_ID}
+"""
+# Remove rescued jobs that RESCUE_FAIL archived.
+DELETE_RESCUED = f"DELETE FROM bgjobs_jobs WHERE id IN (SELECT {_ROW_ID} FROM json_each(:rows) r)"
+# Forget nodes silent since :before.
+FORGET_NODES = "DELETE FROM bgjobs_nodes WHERE heartbeat_at < :before"
+
+# scheduled jobs --------------------------------------------------------------------------------
+# The definition a schedule was last registered with.
+SCHEDULE_DEFINITION = "SELECT definition FROM bgjobs_schedules WHERE name = ?"
+# Register a schedule, or update its definition and queue.
+SCHEDULE_UPSERT = """
+INSERT INTO bgjobs_schedules (name, definition, queue) VALUES (?,?,?)
+ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, queue = excluded.queue
+"""
+# The hot row holding a unique key (a schedule's pending or running run).
+BY_UNIQUE_KEY = f"SELECT {_HOT} FROM bgjobs_jobs WHERE unique_key = ?"
+# Every schedule with its pending run, if any.
+SCHEDULE_STATES = f"""
+SELECT {rows.SCHEDULE_STATE_SELECT}
+FROM bgjobs_schedules s LEFT JOIN bgjobs_jobs j ON j.unique_key = ? || s.name
+ORDER BY s.name"""
+
+# operating -------------------------------------------------------------------------------------
+# One waiting or running job.
+GET_HOT = f"SELECT {_HOT} FROM bgjobs_jobs WHERE id = ?"
+# One finished job.
+GET_ARCHIVED = f"SELECT {_ARCHIVE} FROM bgjobs_archive WHERE id = ?"
+_HOT_STATE = {
+    JobState.RUNNING: " AND reserved_by IS NOT NULL",
+    JobState.AVAILABLE: " AND reserved_by IS NULL AND available_at <= :now",
+    JobState.SCHEDULED: " AND reserved_by IS NULL AND available_at > :now",
+}
+
+
+def _matching(where: JobFilter) -> str:
+    return ("" if where.name is None else " AND name = :name") + (
+        "" if where.queue is None else " AND queue = :queue"
+    )
+
+
+def list_hot(where: JobFilter) -> str:
+    """LIST_HOT: the newest waiting or running jobs matching a filter. Only the filter's
+    conditions are in the text, so SQLite can use an index for them."""
+    state = "" if where.state is None else _HOT_STATE[where.state]
+    return (
+        f"SELECT {_HOT} FROM bgjobs_jobs WHERE 1 = 1{_matching(where)}{state}"
+        " ORDER BY id DESC LIMIT :limit"
+    )
+
+
+def list_archived(where: JobFilter) -> str:
+    """LIST_ARCHIVED: the newest finished jobs matching a filter (as LIST_HOT)."""
+    state = "" if where.state is None else " AND state = :state"
+    return (
+        f"SELECT {_ARCHIVE} FROM bgjobs_archive WHERE 1 = 1{_matching(where)}{state}"
+        " ORDER BY id DESC LIMIT :limit"
+    )
+
+
+# Each stats query is answered from a (partial) covering index, never the whole table.
+# Waiting jobs per queue: (queue, available, scheduled).
+STATS_WAITING = """
+SELECT queue, sum(available_at <= :now), sum(available_at > :now)
+FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim WHERE reserved_by IS NULL GROUP BY queue
+"""
+# Running jobs per queue: (queue, running).
+STATS_RUNNING = """
+SELECT queue, count(*) FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases
+WHERE reserved_by IS NOT NULL GROUP BY queue
+"""
+# Failed and discarded jobs per queue, all time: (queue, count).
+STATS_FAILED = """
+SELECT queue, count(*) FROM bgjobs_archive WHERE state IN ('failed', 'discarded') GROUP BY queue
+"""
+# Jobs finished since :since per queue and state: (queue, state, count).
+STATS_RECENT = """
+SELECT queue, state, count(*) FROM bgjobs_archive INDEXED BY bgjobs_archive_finished
+WHERE finished_at >= :since GROUP BY queue, state
+"""
+
+
+def retry(by_ids: bool, by_name: bool) -> str:
+    """RETRY: finished jobs back to the hot table under their old id, attempts reset, due now.
+    A retried scheduled run does not take back the schedule's unique key (it would block the
+    next run). Then DELETE_RETRIED (Postgres does both in one statement)."""
+    return (
+        "INSERT INTO bgjobs_jobs (id, queue, name, payload, priority, attempt, max_attempts,"
+        " available_at, created_at, scheduled_at, schedule, errors)"
+        " SELECT id, queue, name, payload, priority, 0, max_attempts, :now, created_at, :now,"
+        " schedule, errors FROM bgjobs_archive"
+        # Given ids: look each up by primary key (the planner would rather walk the state index
+        # over every failed job, as it cannot know how short the JSON list is).
+        + (" NOT INDEXED" if by_ids else "")
+        + " WHERE state IN ('failed', 'discarded', 'cancelled')"
+        + (f" AND id IN {_IDS}" if by_ids else "")
+        + (" AND name = :name" if by_name else "")
+        + " RETURNING id"
+    )
+
+
+# Remove the archive rows RETRY moved back.
+DELETE_RETRIED = f"DELETE FROM bgjobs_archive WHERE id IN {_IDS}"
+# A waiting job to the archive as cancelled (then DELETE_HOT).
+CANCEL = f"""
+INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})
+SELECT {_CARRIED}, errors, 'cancelled', :now FROM bgjobs_jobs WHERE id = :id
+RETURNING {_ARCHIVE}"""
+# Delete a waiting job.
+DELETE_HOT = "DELETE FROM bgjobs_jobs WHERE id = ?"
+# Delete a finished job.
+DELETE_ARCHIVED = "DELETE FROM bgjobs_archive WHERE id = ?"
+# Delete up to :limit archived jobs in :states (a JSON array) finished before :cutoff.
+PRUNE_SLICE = """
+DELETE FROM bgjobs_archive WHERE id IN (
+    SELECT id FROM bgjobs_archive
+    WHERE finished_at < :cutoff AND state IN (SELECT value FROM json_each(:states)) LIMIT :limit)
+"""

@@ -1,0 +1,184 @@
+"""The shared half of the stores: the decisions both backends apply, and the one SQL vocabulary.
+
+The decisions are pure functions, so they are tested directly here; the contract suite checks
+that both stores apply them.
+"""
+
+from __future__ import annotations
+
+import inspect
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+
+import pytest
+
+from bgjobs.adapters import decisions
+from bgjobs.adapters.base import SCHEMA_VERSION, ScheduleRegistration, schedule_key
+from bgjobs.adapters.executor import Executor
+from bgjobs.adapters.postgres import queries as postgres_queries
+from bgjobs.adapters.sqlite import queries as sqlite_queries
+from bgjobs.errors import SchemaError
+from bgjobs.job import Job, JobState, NewJob
+
+NOW = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+def job(**fields: object) -> Job:
+    values: dict[str, object] = {
+        "id": 7,
+        "queue": "scheduled",
+        "name": "tick",
+        "raw_payload": "{}",
+        "state": JobState.SCHEDULED,
+        "priority": 0,
+        "attempt": 0,
+        "max_attempts": 1,
+        "available_at": NOW,
+        "created_at": NOW,
+        "scheduled_at": NOW,
+    }
+    values.update(fields)
+    return Job(**values)  # type: ignore[arg-type]
+
+
+def run(at: datetime, queue: str = "scheduled") -> NewJob:
+    return NewJob(
+        queue=queue,
+        name="tick",
+        raw_payload="{}",
+        max_attempts=1,
+        available_at=at,
+        unique_key=schedule_key("tick"),
+        schedule="tick",
+    )
+
+
+FIRST = run(NOW + timedelta(minutes=1))
+OVERDUE = run(NOW + timedelta(seconds=1))
+REGISTRATION = ScheduleRegistration(
+    "tick", "every 1m", FIRST, overdue_before=NOW + timedelta(seconds=30), overdue_run=OVERDUE
+)
+
+
+def test_schedule_run_inserts_the_first_run_when_there_is_none() -> None:
+    assert decisions.schedule_run(REGISTRATION, None, None) == decisions.ScheduleRun(insert=FIRST)
+
+
+def test_schedule_run_leaves_a_running_run_alone() -> None:
+    running = job(reserved_by="node", state=JobState.RUNNING, attempt=1)
+    assert decisions.schedule_run(REGISTRATION, running, "every 1m") == decisions.ScheduleRun()
+
+
+def test_schedule_run_replaces_a_run_of_a_changed_definition_or_queue() -> None:
+    pending = job(available_at=NOW + timedelta(hours=1))
+    changed = decisions.schedule_run(REGISTRATION, pending, "every 5m")
+    assert changed == decisions.ScheduleRun(remove=pending.id, insert=FIRST)
+    moved = decisions.schedule_run(REGISTRATION, job(queue="elsewhere"), "every 1m")
+    assert moved == decisions.ScheduleRun(remove=pending.id, insert=FIRST)
+
+
+def test_schedule_run_replaces_an_overdue_run_unless_it_is_in_retry_backoff() -> None:
+    overdue = job(available_at=NOW)
+    assert decisions.schedule_run(REGISTRATION, overdue, "every 1m") == decisions.ScheduleRun(
+        remove=overdue.id, insert=OVERDUE
+    )
+    retrying = job(available_at=NOW, attempt=1)
+    kept = decisions.schedule_run(REGISTRATION, retrying, "every 1m")
+    assert kept == decisions.ScheduleRun(keep=retrying)
+    on_time = job(available_at=NOW + timedelta(minutes=1))
+    assert decisions.schedule_run(REGISTRATION, on_time, None).keep == on_time
+
+
+def test_rescue_fails_jobs_out_of_attempts_and_releases_the_rest() -> None:
+    spare = job(id=1, attempt=1, max_attempts=3, reserved_by="dead")
+    spent = job(id=2, attempt=3, max_attempts=3, reserved_by="dead")
+    plan = decisions.plan_rescue([spare, spent], NOW)
+    assert [r.job.id for r in plan.release] == [1]
+    assert [r.job.id for r in plan.fail] == [2]
+    error = plan.fail[0].error
+    assert (error.type, error.attempt, error.at) == ("JobRescued", 3, NOW)
+    assert "node dead" in error.message
+    assert plan.result().released == [spare] and plan.result().failed == [spent]
+
+
+def test_schema_version_check_names_the_fix() -> None:
+    decisions.check_schema_version(SCHEMA_VERSION, "x.db", "sqlite:///x.db")
+    with pytest.raises(SchemaError, match=r"Run `bgjobs migrate --database sqlite:///x.db`"):
+        decisions.check_schema_version(SCHEMA_VERSION - 1, "x.db", "sqlite:///x.db")
+    with pytest.raises(SchemaError, match="Upgrade bgjobs"):
+        decisions.check_schema_version(SCHEMA_VERSION + 1, "x.db", "sqlite:///x.db")
+
+
+def test_running_job_errors_say_what_to_do() -> None:
+    cancel = decisions.running_job_error(5, "h:1:a", "cancel")
+    assert "job 5 is running on node h:1:a" in str(cancel) and "stop that node" in str(cancel)
+    assert "after it finishes" in str(decisions.running_job_error(5, "h:1:a", "delete"))
+
+
+def test_stats_assembly_counts_each_queue_once_and_ignores_cancelled() -> None:
+    stats = decisions.assemble_stats(
+        waiting=[("b", 2, 1)],
+        running=[("a", 3)],
+        failed=[("a", 4)],
+        recent=[
+            ("a", "succeeded", 5),
+            ("a", "failed", 1),
+            ("a", "discarded", 1),
+            ("c", "cancelled", 9),
+        ],
+    )
+    assert [(s.queue, s.available, s.scheduled, s.running, s.failed) for s in stats] == [
+        ("a", 0, 0, 3, 4),
+        ("b", 2, 1, 0, 0),
+    ], "a queue with only cancelled jobs has nothing to show"
+    assert (stats[0].succeeded_recent, stats[0].failed_recent) == (5, 2)
+
+
+def test_listings_merge_newest_first_up_to_the_limit() -> None:
+    hot = [job(id=9), job(id=4)]
+    archived = [job(id=8, state=JobState.SUCCEEDED), job(id=1, state=JobState.FAILED)]
+    assert [j.id for j in decisions.merge_listings(hot, archived, 3)] == [9, 8, 4]
+    assert decisions.lists_hot(JobState.RUNNING) and not decisions.lists_archive(JobState.RUNNING)
+    assert decisions.lists_archive(JobState.FAILED) and not decisions.lists_hot(JobState.FAILED)
+    assert decisions.lists_hot(None) and decisions.lists_archive(None)
+
+
+def statement_names(module: ModuleType) -> set[str]:
+    """Public statements: upper-case strings, and functions rendering one for a call's shape."""
+    public = {name: value for name, value in vars(module).items() if not name.startswith("_")}
+    names = {name for name, value in public.items() if name.isupper() and isinstance(value, str)}
+    names |= {
+        name.upper()
+        for name, value in public.items()
+        if inspect.isfunction(value) and value.__module__ == module.__name__
+    }
+    return names
+
+
+# What one dialect needs and the other does without, and why.
+SQLITE_ONLY = {
+    "COMPLETE_REQUEUE",  # Postgres: one COMPLETE statement with data-modifying CTEs
+    "COMPLETE_FINISH",
+    "ARCHIVE_INSERT",
+    "DELETE_RESCUED",  # Postgres: RESCUE_FAIL deletes and archives in one statement
+    "DELETE_RETRIED",  # Postgres: RETRY moves the rows in one statement
+}
+POSTGRES_ONLY = {
+    "COMPLETE",
+    "INSERT_NOW",  # the lean one-job enqueue; SQLite pays no round trip per statement
+    "INSERT_MANY",
+    "LOCK",  # SQLite: every write transaction already excludes all others
+    "NOW",  # SQLite: the clock is Python's
+    "GET_HOT_FOR_UPDATE",  # SQLite: no row locks
+}
+
+
+def test_both_dialects_name_the_same_statement_the_same() -> None:
+    sqlite, postgres = statement_names(sqlite_queries), statement_names(postgres_queries)
+    assert sqlite - postgres == SQLITE_ONLY
+    assert postgres - sqlite == POSTGRES_ONLY
+    # Every executor operation runs the statement of its name, in both dialects, but for those
+    # whose statements are named by variant (INSERT_ONE, EXTEND_SOME, COMPLETE_FINISH...).
+    operations = {name.upper() for name in vars(Executor) if not name.startswith("_")}
+    by_variant = {"NOW", "LOCK", "INSERT_JOBS", "EXTEND_LEASES", "COMPLETE"}
+    assert operations - by_variant <= sqlite & postgres
