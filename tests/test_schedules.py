@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
+from tests.schedules.times import utc
 
 from bgjobs.errors import ScheduleError
 from bgjobs.schedules import (
@@ -26,13 +27,6 @@ from bgjobs.schedules import (
     parse_duration,
     schedule,
 )
-
-
-def utc(
-    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
-) -> datetime:
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-
 
 # --------------------------------------------------------------------------- builder table
 

@@ -20,6 +20,7 @@ from bgjobs.errors import ConfigError
 from bgjobs.events import Listener
 from bgjobs.job import Job
 from bgjobs.retry import Backoff, ExponentialBackoff
+from bgjobs.schedules import with_hash_id
 
 if TYPE_CHECKING:
     from bgjobs.schedules import Schedule
@@ -191,7 +192,8 @@ class ScheduledJobSpec:
 
 
 def scheduled_job(worker: WorkerSpec, schedule: Schedule) -> ScheduledJobSpec:
-    return ScheduledJobSpec(worker=worker, schedule=schedule)
+    # A cron's 'H' fields hash the job's name: a stable time of its own per job.
+    return ScheduledJobSpec(worker=worker, schedule=with_hash_id(schedule, worker.name))
 
 
 @dataclass(frozen=True)

@@ -9,23 +9,13 @@ is not a leap year (divisible by 100, not by 400).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
+from tests.schedules.times import days, utc
 
 from bgjobs.errors import ScheduleError
 from bgjobs.schedules import cron, next_times, schedule
-
-
-def utc(
-    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
-) -> datetime:
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-
-
-def days(year: int, month: int, *numbers: int) -> list[datetime]:
-    return [utc(year, month, n) for n in numbers]
-
 
 # (expression, after, expected fire times)
 DAY_RULE_CASES: dict[str, tuple[str, datetime, list[datetime]]] = {

@@ -36,3 +36,16 @@ def test_cron_dst_options() -> None:
     result = invoke_cli("cron", "* * * * *", "--on-gap", "later")
     assert result.exit_code == 2
     assert "'later' is not one of 'shift', 'skip'" in result.output
+
+
+def test_cron_hashed_fields_need_a_name() -> None:
+    # crc32(b"reports") % 60 = 13 (see test_cron_syntax.py): minute 13 of each hour.
+    text = ok(invoke_cli("cron", "H * * * *", "--name", "reports", "--count", "3"))
+    assert "cron 'h * * * *' tz=UTC hash_id=reports" in text.replace("\n", " ")
+    times = fire_times(text)
+    assert len(times) == 3
+    assert all(t.minute == 13 for t in times)
+    result = invoke_cli("cron", "H * * * *")
+    assert result.exit_code == 2
+    assert "'H' fields, which hash the schedule's name" in result.output
+    assert "--name" in result.output

@@ -22,10 +22,11 @@ gap (``on_gap="shift"``, default) or not at all (``on_gap="skip"``).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
+from tests.schedules.times import utc
 
 from bgjobs.errors import ScheduleError
 from bgjobs.schedules import cron, next_times, schedule
@@ -36,12 +37,6 @@ PARIS, NEW_YORK, SYDNEY, KOLKATA = (
     "Australia/Sydney",
     "Asia/Kolkata",
 )
-
-
-def utc(
-    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
-) -> datetime:
-    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 # (expression, tz, DST choices, after, expected fire times)

@@ -70,30 +70,41 @@ def schedules(target: str, as_json: bool) -> None:
     show_default=True,
     help="A fixed time repeated by a DST fall-back: which occurrences run.",
 )
-def cron(expression: str, tz: str, count: int, on_gap: GapChoice, on_repeat: RepeatChoice) -> None:
+@click.option("--name", help="The scheduled job's name, which 'H' fields hash.")
+def cron(
+    expression: str,
+    tz: str,
+    count: int,
+    on_gap: GapChoice,
+    on_repeat: RepeatChoice,
+    name: str | None,
+) -> None:
     """Preview the next fire times of a cron expression.
 
     5 fields (minute hour day-of-month month day-of-week), 6 fields with seconds first, or
-    @hourly, @daily, @weekly, @monthly, @yearly. Prints which days match (day-of-month
-    and day-of-week combine with OR, or with AND when one is written with '*').
+    @hourly, @daily, @weekly, @monthly, @yearly; also L, mon#2, L5 and H (hashed from
+    --name). Prints which days match (day-of-month and day-of-week combine with OR, or
+    with AND when one is written with '*').
 
     \b
     Examples:
       bgjobs cron "*/15 9-17 * * mon-fri" --tz Europe/Paris
       bgjobs cron "*/10 * * * * *" --count 3
+      bgjobs cron "H 3 * * *" --name nightly-report
     """
+    now = datetime.now(UTC)
     try:
-        schedule = parse_cron(expression, tz, on_gap=on_gap, on_repeat=on_repeat)
+        schedule = parse_cron(expression, tz, on_gap=on_gap, on_repeat=on_repeat, hash_id=name)
+        fires = next_times(schedule, now, count)
     except ScheduleError as exc:
         raise CliUsageError(str(exc)) from exc
-    now = datetime.now(UTC)
     zone = ZoneInfo(tz)
     table = new_table(schedule.describe())
     table.add_column("#", justify="right")
     table.add_column(f"local ({tz})")
     table.add_column("UTC")
     table.add_column("from now")
-    for index, fire in enumerate(next_times(schedule, now, count), start=1):
+    for index, fire in enumerate(fires, start=1):
         table.add_row(
             str(index),
             fire.astimezone(zone).strftime("%a %Y-%m-%d %H:%M:%S %Z"),

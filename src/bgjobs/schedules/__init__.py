@@ -10,8 +10,10 @@ Three kinds of schedule exist:
 * :class:`Interval` (built with :func:`every`) -- a fixed period on a fixed grid,
   ``anchor + k * period``, so every node computes the same fire times.
 * :class:`Cron` (built with :func:`cron`) -- a 5-field or 6-field (seconds first) cron
-  expression, evaluated on the wall clock of an IANA time zone by bgjobs' own
-  calendar search (classic Vixie/Debian day-field rule).
+  expression, parsed by croniter (so ``H``, ``L`` and ``mon#2`` work) and evaluated on
+  the wall clock of an IANA time zone by bgjobs' own calendar search (classic
+  Vixie/Debian day-field rule). ``H`` fields hash the scheduled job's name
+  (:func:`with_hash_id`, called by ``scheduled_job()``).
 * :class:`FieldSchedule` (built with :func:`schedule`) -- an immutable fluent builder
   that compiles to a 6-field :class:`Cron`.
 
@@ -22,7 +24,8 @@ spring-forward fires at the first instant after the gap. ``on_gap`` and ``on_rep
 change that per schedule (see :mod:`.dst`).
 
 Layout: :mod:`.durations` (``parse_duration``), :mod:`.interval` (``Interval``/``every``),
-:mod:`.cron_fields` (cron field specs, parsing, formatting), :mod:`.cron_calendar`
+:mod:`.cron_fields` (cron field specs, formatting), :mod:`.cron_syntax` (reading cron
+text: bgjobs' checks, then croniter), :mod:`.cron_calendar`
 (matching wall-clock times, the day rule), :mod:`.timezones` (zone lookup, gaps and
 repeats), :mod:`.dst` (DST choices, wall clock to instants),
 :mod:`.cron_schedule` (``Cron``/``cron``) and
@@ -36,7 +39,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bgjobs.schedules.builder import FieldSchedule, schedule
-from bgjobs.schedules.cron_schedule import Cron, cron
+from bgjobs.schedules.cron_schedule import Cron, cron, with_hash_id
 from bgjobs.schedules.dst import GapChoice, RepeatChoice
 from bgjobs.schedules.durations import parse_duration
 from bgjobs.schedules.interval import Interval, every
@@ -53,6 +56,7 @@ __all__ = [
     "next_times",
     "parse_duration",
     "schedule",
+    "with_hash_id",
 ]
 
 

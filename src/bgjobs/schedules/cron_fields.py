@@ -1,9 +1,8 @@
-"""Cron fields: the six field specs (ranges and names), parsing one field's text into
-a value set, and formatting a value set back into canonical compact text."""
+"""Cron fields: the six field specs (ranges and names) and formatting a value set back
+into canonical compact text. croniter parses field text (see :mod:`.cron_syntax`)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -69,66 +68,6 @@ _DOW = _Field("day-of-week", 0, 7, 6, _names(_DAY_NAMES, 0))
 
 # Order of a 6-field bgjobs expression (seconds first).
 _FIELDS = (_SECOND, _MINUTE, _HOUR, _DOM, _MONTH, _DOW)
-
-_SYNTAX_HINT = "use numbers, names, '*', ranges 'a-b', steps '/n' and lists 'a,b'"
-
-
-def _parse_value(token: str, spec: _Field, source: str) -> int:
-    if token.isdigit():
-        return spec.check(int(token), source)
-    value = spec.names.get(token.lower())
-    if value is None:
-        allowed = f"{spec.low}-{spec.high}"
-        if spec.names:
-            allowed += " or a name like " + ", ".join(list(spec.names)[:2])
-        raise ScheduleError(
-            f"{source} field {spec.name!r} value {token!r} is not valid; expected {allowed}"
-        )
-    return value
-
-
-def _parse_item(item: str, spec: _Field, source: str) -> set[int]:
-    base, slash, step_text = item.partition("/")
-    step = 1
-    if slash:
-        if not step_text.isdigit() or int(step_text) == 0:
-            raise ScheduleError(
-                f"{source} field {spec.name!r} step {step_text!r} in {item!r} must be a "
-                "whole number >= 1"
-            )
-        step = int(step_text)
-    if base == "*":
-        start, stop = spec.low, spec.star_high
-    elif "-" in base:
-        first, _, last = base.partition("-")
-        start, stop = _parse_value(first, spec, source), _parse_value(last, spec, source)
-        if start > stop:
-            raise ScheduleError(
-                f"{source} field {spec.name!r} range {base!r} is reversed; ranges do not "
-                f"wrap around, write it low-high or as a list"
-            )
-    else:
-        start = _parse_value(base, spec, source)
-        # "10/15" means from 10 to the end of the range, every 15 (standard cron).
-        stop = spec.star_high if slash else start
-    # Fold only after expanding, so "5-7" still means Friday..Sunday.
-    return {spec.fold(v) for v in range(start, stop + 1, step)}
-
-
-def _parse_field(text: str, spec: _Field, source: str) -> frozenset[int]:
-    values: set[int] = set()
-    for item in text.split(","):
-        if not item:
-            raise ScheduleError(
-                f"{source} field {spec.name!r} {text!r} has an empty list item; "
-                "remove the extra comma"
-            )
-        if not re.fullmatch(r"[A-Za-z0-9*/-]+", item):
-            raise ScheduleError(
-                f"{source} field {spec.name!r} item {item!r} is not supported; {_SYNTAX_HINT}"
-            )
-        values |= _parse_item(item, spec, source)
-    return frozenset(values)
 
 
 def _format_field(values: frozenset[int], spec: _Field, *, star: bool = True) -> str:
