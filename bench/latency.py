@@ -1,7 +1,7 @@
 """In-process wake-up latency: enqueue -> handler start, one job at a time on an idle queue.
 
 Both sides take ``time.perf_counter()`` just before the enqueue call and first thing in the
-handler, so the figure includes the enqueue transaction itself.
+handler, so the figure includes the enqueue transaction itself. Every job must run exactly once.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from common import Spread
+from common import BenchmarkFailed
+from exactly_once import RunLedger
 from raw import RawConsumer, RawFactory
 from workloads import build, job_index
 
@@ -23,30 +24,38 @@ GAP_SECONDS = (0.005, 0.015)
 
 
 class _Recorder:
-    def __init__(self) -> None:
+    def __init__(self, what: str) -> None:
+        self.ledger = RunLedger(what)
         self.started: dict[int, float] = {}
         self.arrived = threading.Event()
 
     def record(self, index: int) -> None:
-        self.started[index] = time.perf_counter()
+        self.started.setdefault(index, time.perf_counter())
+        self.ledger.record(index)
         self.arrived.set()
+
+
+def indexes(samples: int) -> range:
+    """The payload indexes of one measurement: negative ones are the unmeasured warm-up."""
+    return range(-WARMUP, samples)
 
 
 def _measure(enqueue: Callable[[int], None], recorder: _Recorder, samples: int) -> list[float]:
     rng = random.Random(42)
     sent: dict[int, float] = {}
-    for i in range(-WARMUP, samples):
+    for i in indexes(samples):
         time.sleep(rng.uniform(*GAP_SECONDS))
         recorder.arrived.clear()
         sent[i] = time.perf_counter()
         enqueue(i)
         if not recorder.arrived.wait(5.0):
-            raise RuntimeError(f"job {i} did not start within 5 s")
+            raise BenchmarkFailed(f"{recorder.ledger.what}: job {i} did not start within 5 s")
     return [(recorder.started[i] - sent[i]) * 1000 for i in range(samples)]
 
 
-def bgjobs_latency(store: Store, samples: int) -> Spread:
-    recorder = _Recorder()
+def bgjobs_latency(store: Store, samples: int) -> list[float]:
+    """Milliseconds per sample; checked for exactly-once after the runtime has stopped."""
+    recorder = _Recorder("bgjobs wake-up latency")
 
     def handler(job: Job) -> None:
         recorder.record(job_index(job))
@@ -60,11 +69,12 @@ def bgjobs_latency(store: Store, samples: int) -> Spread:
         values = _measure(enqueue, recorder, samples)
     finally:
         bg.stop(timeout=5)
-    return Spread.of(values)
+    recorder.ledger.check(indexes(samples))
+    return values
 
 
-def raw_latency(factory: RawFactory, samples: int) -> Spread:
-    recorder = _Recorder()
+def raw_latency(factory: RawFactory, samples: int) -> list[float]:
+    recorder = _Recorder("raw wake-up latency")
     consumer = RawConsumer(
         factory, lambda payload: recorder.record(int(json.loads(payload)["i"])), batch=10
     )
@@ -81,4 +91,5 @@ def raw_latency(factory: RawFactory, samples: int) -> Spread:
     finally:
         consumer.stop()
         producer.close()
-    return Spread.of(values)
+    recorder.ledger.check(indexes(samples))
+    return values

@@ -47,6 +47,9 @@ class MemoryStore:
     def remove_node(self, node_id: str) -> None:
         return None
 
+    def list_nodes(self) -> list[NodeInfo]:
+        return []
+
     def register_schedule(self, registration: Any, queue: str) -> None:
         return None
 

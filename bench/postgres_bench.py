@@ -1,6 +1,7 @@
 """Postgres benchmarks: drain, enqueue, drain scaling over 1/2/4 processes, cross-process NOTIFY
-wake-up latency, and the scheduler-skew lane. Each measurement gets its own schema
+wake-up latency, and the scheduler-skew lane. Each round gets its own schema
 (``?schema=bgjobs_bench_<random>``), dropped afterwards; the raw baseline lives in that schema.
+See rounds.py for the order of the sides.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ import psycopg
 import raw
 import skew
 import workloads
-from common import Figure, Settings, say, section, throughput
-from common import latency as latency_figures
+from common import Figure, Settings, section
+from figures import absolute, throughput
+from figures import latency as latency_figures
 from procs import bgjobs_drain_scaling, cross_process_latency, raw_drain_scaling
 from psycopg import sql
 from raw_postgres import PostgresRawQueue
+from rounds import interleaved, paired
+from stats import Spread
 
 import bgjobs
 from bgjobs import Store
@@ -82,82 +86,95 @@ def problem(url: str) -> str | None:
     return None
 
 
-def drain(url: str, s: Settings) -> list[Figure]:
-    with database(url, "drain") as db:
+def _raw_side(measure: Callable[[raw.RawQueue], float]) -> Callable[[Database], float]:
+    """The raw side of a round: ``measure`` on its own connection to the round's schema."""
+
+    def run(db: Database) -> float:
         queue = db.raw_queue()
         try:
-            base = raw.drain(queue, s.jobs, s.concurrency)
+            return measure(queue)
         finally:
             queue.close()
-        ours = workloads.drain(db.store, s.jobs, s.concurrency, keep_succeeded=True)
-    figure = throughput(BACKEND, f"drain {s.jobs:,} no-op jobs, archive on success (default)",
-                        ours, base, 0.5)
-    floor = Figure(BACKEND, f"drain {s.jobs:,} no-op jobs, absolute", "jobs/s", ours, None, True,
-                   f">= {MIN_DRAIN_RATE:,.0f} jobs/s", ours >= MIN_DRAIN_RATE)
-    say(f"   absolute target >= {MIN_DRAIN_RATE:,.0f} jobs/s: "
-        f"{'MET' if floor.met else 'MISSED'}")
-    return [figure, floor]
+
+    return run
+
+
+def drain(url: str, s: Settings) -> list[Figure]:
+    result = paired(
+        s.rounds, lambda: database(url, "drain"),
+        lambda db: workloads.drain(db.store, s.jobs, s.concurrency, keep_succeeded=True),
+        _raw_side(lambda queue: raw.drain(queue, s.jobs, s.concurrency)),
+    )
+    name = f"drain {s.jobs:,} no-op jobs"
+    return [throughput(BACKEND, f"{name}, archive on success (default)", result, 0.5),
+            absolute(BACKEND, f"{name}, absolute", result.ours, MIN_DRAIN_RATE)]
 
 
 def enqueue(url: str, s: Settings) -> list[Figure]:
     count = s.jobs // 2  # every commit waits for the WAL flush: keep the run short
-    figures = []
-    runs: list[tuple[str, Callable[[Store], float], Callable[[raw.RawQueue], float],
-                     float | None]] = [
-        (f"enqueue {count:,}, one job per transaction",
-         lambda store: workloads.enqueue_one_by_one(store, count),
-         lambda queue: raw.enqueue_one_by_one(queue, count), 0.8),
-        (f"enqueue_many, {s.enqueue_batch} jobs per call",
-         lambda store: workloads.enqueue_batches(store, s.jobs, s.enqueue_batch),
-         lambda queue: raw.enqueue_batches(queue, s.jobs, s.enqueue_batch), None),
-    ]
-    for name, ours_run, raw_run, minimum in runs:
-        with database(url, "enqueue") as db:
-            queue = db.raw_queue()
-            try:
-                base = raw_run(queue)
-            finally:
-                queue.close()
-            ours = ours_run(db.store)
-        figures.append(throughput(BACKEND, name, ours, base, minimum))
-    return figures
+    single = paired(s.rounds, lambda: database(url, "enqueue"),
+                    lambda db: workloads.enqueue_one_by_one(db.store, count),
+                    _raw_side(lambda queue: raw.enqueue_one_by_one(queue, count)))
+    many = paired(s.rounds, lambda: database(url, "enqueue"),
+                  lambda db: workloads.enqueue_batches(db.store, s.jobs, s.enqueue_batch),
+                  _raw_side(lambda queue: raw.enqueue_batches(queue, s.jobs, s.enqueue_batch)))
+    return [throughput(BACKEND, f"enqueue {count:,}, one job per transaction", single, 0.8),
+            throughput(BACKEND, f"enqueue_many, {s.enqueue_batch} jobs per call", many, None)]
+
+
+def _bgjobs_scaling(s: Settings, processes: int) -> Callable[[Database], float]:
+    return lambda db: bgjobs_drain_scaling(db.store, db.url, s.jobs, processes, s.concurrency)
+
+
+def _raw_scaling(s: Settings, processes: int) -> Callable[[Database], float]:
+    def run(db: Database) -> float:
+        queue = db.raw_queue()
+        try:
+            queue.reset()
+            raw.fill(queue, s.jobs)
+        finally:
+            queue.close()
+        return raw_drain_scaling(db.conninfo, db.schema, s.jobs, processes, s.concurrency)
+
+    return run
 
 
 def scaling(url: str, s: Settings) -> list[Figure]:
     figures = []
     for processes in PROCESS_COUNTS:
-        with database(url, f"scale{processes}") as db:
-            queue = db.raw_queue()
-            try:
-                queue.reset()
-                raw.fill(queue, s.jobs)
-            finally:
-                queue.close()
-            base = raw_drain_scaling(db.conninfo, db.schema, s.jobs, processes, s.concurrency)
-            ours = bgjobs_drain_scaling(db.store, db.url, s.jobs, processes, s.concurrency)
+        result = paired(s.rounds, lambda: database(url, "scale"),
+                        _bgjobs_scaling(s, processes), _raw_scaling(s, processes))
         plural = "es" if processes > 1 else ""
         name = f"drain {s.jobs:,} jobs, {processes} process{plural}"
-        figures.append(throughput(BACKEND, name, ours, base, None))
+        figures.append(throughput(BACKEND, name, result, None))
     return figures
 
 
 def notify_latency(url: str, s: Settings) -> list[Figure]:
+    ours: list[float] = []
+    base: list[float] = []
+    share = s.latency_samples // s.latency_rounds
     with database(url, "notify") as db:
-        producer = db.raw_queue(notify=True)
-        producer.reset()
-        try:
-            base = cross_process_latency(
-                ["raw-latency", db.conninfo, db.schema],
-                lambda i: producer.insert_one(f'{{"i": {i}}}'), s.latency_samples)
-        finally:
-            producer.close()
         bg = workloads.build(db.store, name="latency")
 
-        def enqueue(i: int) -> None:
-            bg.enqueue("latency", {"i": i})
+        def bgjobs_side(_: int) -> None:
+            ours.extend(cross_process_latency(
+                "bgjobs NOTIFY wake-up latency", ["bgjobs-latency", db.url],
+                lambda i: bg.enqueue("latency", {"i": i}), share))
 
-        ours = cross_process_latency(["bgjobs-latency", db.url], enqueue, s.latency_samples)
-    return latency_figures(BACKEND, "wake-up latency (NOTIFY, other process)", ours, base)
+        def raw_side(_: int) -> None:
+            producer = db.raw_queue(notify=True)
+            producer.reset()
+            try:
+                base.extend(cross_process_latency(
+                    "raw NOTIFY wake-up latency", ["raw-latency", db.conninfo, db.schema],
+                    lambda i: producer.insert_one(f'{{"i": {i}}}'), share))
+            finally:
+                producer.close()
+
+        interleaved(s.latency_rounds, bgjobs_side, raw_side)
+    return latency_figures(BACKEND, "wake-up latency (NOTIFY, other process)",
+                           Spread.of(ours), Spread.of(base))
 
 
 @contextmanager

@@ -1,9 +1,14 @@
 """The child side of the multi-process benchmarks (started by procs.py, not by hand).
 
-    proc_worker.py bgjobs-drain URL CONCURRENCY   "ready", wait for "go", run until SIGTERM
-    proc_worker.py bgjobs-latency URL             "ready", print "i epoch" as each job starts
-    proc_worker.py raw-drain CONNINFO SCHEMA BATCH  "ready", wait for "go", drain, print "done N"
-    proc_worker.py raw-latency CONNINFO SCHEMA      LISTEN; print "i epoch" as each job starts
+    proc_worker.py bgjobs-drain URL CONCURRENCY    start with claims held; "ready"; on "go" drain
+                                                   until SIGTERM, then print "ran FIRST LAST I ..."
+    proc_worker.py bgjobs-latency URL              "ready", print "i epoch" as each job starts
+    proc_worker.py raw-drain CONNINFO SCHEMA BATCH "ready"; on "go" drain until empty, then
+                                                   print "ran FIRST LAST I ..."
+    proc_worker.py raw-latency CONNINFO SCHEMA     LISTEN; print "i epoch" as each job starts
+
+FIRST is when the first claim that found jobs began, LAST when the last job's completion
+committed (epoch seconds, "-" if none), and the I's are the payload indexes of every job run.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import select
 import sys
+import threading
 import time
 
 import workloads
@@ -18,7 +24,7 @@ from raw_postgres import CHANNEL, PostgresRawQueue
 
 import bgjobs
 from bgjobs import Event, Job
-from bgjobs.events import RuntimeStarted
+from bgjobs.events import JobSucceeded, RuntimeStarted
 
 
 def _say(line: str) -> None:
@@ -31,12 +37,35 @@ def _ready_on_start(event: Event) -> None:
         _say("ready")
 
 
+def _report(first: float | None, last: float | None, runs: list[int]) -> None:
+    def when(at: float | None) -> str:
+        return "-" if at is None else f"{at:.6f}"
+
+    _say(" ".join(["ran", when(first), when(last), *map(str, runs)]))
+
+
 def bgjobs_drain(url: str, concurrency: int) -> None:
-    bg = workloads.build(bgjobs.open_store(url), concurrency=concurrency)
-    _say("ready")
-    if sys.stdin.readline().strip() != "go":
-        return
+    runs: list[int] = []
+    last: list[float] = []
+    gated = workloads.GatedStore(bgjobs.open_store(url), clock=time.time)
+
+    def listener(event: Event) -> None:
+        _ready_on_start(event)
+        if isinstance(event, JobSucceeded):
+            last[:] = [time.time()]
+
+    def handler(job: Job) -> None:
+        runs.append(workloads.job_index(job))
+
+    def go_on_signal() -> None:
+        sys.stdin.readline()  # "go", or EOF if the parent died: drain either way
+        gated.go()
+
+    bg = workloads.build(gated.as_store(), concurrency=concurrency, handler=handler,
+                         listener=listener)
+    threading.Thread(target=go_on_signal, daemon=True).start()
     bg.run()
+    _report(gated.first_claim, last[0] if last else None, runs)
 
 
 def bgjobs_latency(url: str) -> None:
@@ -53,13 +82,19 @@ def raw_drain(conninfo: str, schema: str, batch: int) -> None:
     _say("ready")
     if sys.stdin.readline().strip() != "go":
         return
-    done = 0
-    while rows := queue.claim(batch):
+    runs: list[int] = []
+    first = last = None
+    while True:
+        started = time.time()
+        rows = queue.claim(batch)
+        if not rows:
+            break
+        first = first or started
         for _, payload in rows:
-            json.loads(payload)
+            runs.append(json.loads(payload)["i"])
         queue.delete([job_id for job_id, _ in rows])
-        done += len(rows)
-    _say(f"done {done}")
+        last = time.time()
+    _report(first, last, runs)
 
 
 def raw_latency(conninfo: str, schema: str) -> None:

@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from common import Stopwatch
+from common import BenchmarkFailed, Stopwatch
+from exactly_once import RunLedger
 
 RAW_NODE = "raw-baseline"
 
@@ -54,8 +55,8 @@ def fill(queue: RawQueue, count: int, chunk: int = 1000) -> None:
 
 
 def drain(queue: RawQueue, count: int, batch: int) -> float:
-    """Claim ``batch`` jobs, run a no-op on each (decoding its payload), delete the batch; repeat
-    until the table is empty. Returns jobs per second."""
+    """Claim ``batch`` jobs, note each one's payload index, delete the batch; repeat until the
+    table is empty. Every job must have run exactly once. Returns jobs per second."""
     queue.reset()
     fill(queue, count)
     return drain_filled(queue, count, batch)
@@ -63,18 +64,15 @@ def drain(queue: RawQueue, count: int, batch: int) -> float:
 
 def drain_filled(queue: RawQueue, count: int, batch: int) -> float:
     """``drain`` on a queue somebody else filled with ``count`` jobs."""
-    done = 0
+    ledger = RunLedger("raw drain")
     with Stopwatch() as sw:
-        while True:
-            rows = queue.claim(batch)
-            if not rows:
-                break
+        while rows := queue.claim(batch):
             for _, payload in rows:
-                json.loads(payload)
+                ledger.record(json.loads(payload)["i"])
             queue.delete([job_id for job_id, _ in rows])
-            done += len(rows)
-    if done != count or queue.count() != 0:
-        raise RuntimeError(f"raw drain processed {done} of {count} jobs")
+    ledger.check(range(count))
+    if queue.count() != 0:
+        raise BenchmarkFailed(f"raw drain left {queue.count()} jobs in its table")
     return count / sw.seconds
 
 

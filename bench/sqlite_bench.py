@@ -1,9 +1,8 @@
 """SQLite benchmarks: drain, enqueue, wake-up latency and scheduler skew, each against raw SQL
-on the same database file (a fresh file per measurement)."""
+on the same database file (a fresh file per round; see rounds.py for the order of the sides)."""
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,18 +13,22 @@ import latency
 import raw
 import skew
 import workloads
-from common import Figure, Settings, section, throughput
-from common import latency as latency_figures
+from common import Figure, Settings, section
+from figures import latency as latency_figures
+from figures import throughput
 from raw_sqlite import SQLiteRawQueue
+from rounds import Paired, interleaved, paired
+from stats import Spread
 
 import bgjobs
 from bgjobs import Store
 
 BACKEND = "sqlite"
+Db = tuple[Store, raw.RawFactory]
 
 
 @contextmanager
-def database(tmp: Path, label: str) -> Iterator[tuple[Store, raw.RawFactory]]:
+def database(tmp: Path, label: str) -> Iterator[Db]:
     """A fresh database file: a migrated bgjobs store and a raw-queue factory on that file."""
     path = tmp / f"{label}.db"
     for leftover in tmp.glob(f"{label}.db*"):
@@ -38,61 +41,55 @@ def database(tmp: Path, label: str) -> Iterator[tuple[Store, raw.RawFactory]]:
         store.close()
 
 
-def _median_rounds(
-    tmp: Path, label: str, rounds: int,
-    ours: Callable[[Store], float], theirs: Callable[[raw.RawQueue], float],
-) -> tuple[float, float]:
-    """Median jobs/s of bgjobs and raw over ``rounds`` fresh databases (interleaved)."""
-    mine: list[float] = []
-    base: list[float] = []
-    for _ in range(rounds):
-        with database(tmp, label) as (store, factory):
-            queue = factory()
-            try:
-                base.append(theirs(queue))
-            finally:
-                queue.close()
-            mine.append(ours(store))
-    return statistics.median(mine), statistics.median(base)
+def _rounds(tmp: Path, label: str, s: Settings, ours: Callable[[Store], float],
+            theirs: Callable[[raw.RawQueue], float]) -> Paired:
+    """``s.rounds`` paired rounds, each on a fresh file; the raw side opens its own connection."""
+
+    def raw_side(db: Db) -> float:
+        queue = db[1]()
+        try:
+            return theirs(queue)
+        finally:
+            queue.close()
+
+    return paired(s.rounds, lambda: database(tmp, label), lambda db: ours(db[0]), raw_side)
 
 
 def drain(tmp: Path, s: Settings) -> list[Figure]:
     figures = []
-    rounds = 1 if s.quick else 3
     for keep, label in ((True, "archive on success (default)"), (False, "delete on success")):
-        ours, base = _median_rounds(
-            tmp, "drain", rounds,
+        result = _rounds(
+            tmp, "drain", s,
             partial(workloads.drain, count=s.jobs, concurrency=s.concurrency,
                     keep_succeeded=keep),
             lambda queue: raw.drain(queue, s.jobs, s.concurrency),
         )
-        name = f"drain {s.jobs:,} no-op jobs, {label}"
-        figures.append(throughput(BACKEND, name, ours, base, 0.5))
+        figures.append(throughput(BACKEND, f"drain {s.jobs:,} no-op jobs, {label}", result, 0.5))
     return figures
 
 
 def enqueue(tmp: Path, s: Settings) -> list[Figure]:
-    rounds = 1 if s.quick else 3
-    ours, base = _median_rounds(
-        tmp, "enqueue", rounds,
-        lambda store: workloads.enqueue_one_by_one(store, s.jobs),
-        lambda queue: raw.enqueue_one_by_one(queue, s.jobs),
-    )
-    single = throughput(BACKEND, f"enqueue {s.jobs:,}, one job per transaction", ours, base, 0.8)
-    ours, base = _median_rounds(
-        tmp, "enqueue", rounds,
-        lambda store: workloads.enqueue_batches(store, s.jobs, s.enqueue_batch),
-        lambda queue: raw.enqueue_batches(queue, s.jobs, s.enqueue_batch),
-    )
-    many = throughput(BACKEND, f"enqueue_many, {s.enqueue_batch} jobs per call", ours, base, None)
+    result = _rounds(tmp, "enqueue", s,
+                     lambda store: workloads.enqueue_one_by_one(store, s.jobs),
+                     lambda queue: raw.enqueue_one_by_one(queue, s.jobs))
+    single = throughput(BACKEND, f"enqueue {s.jobs:,}, one job per transaction", result, 0.8)
+    result = _rounds(tmp, "enqueue", s,
+                     lambda store: workloads.enqueue_batches(store, s.jobs, s.enqueue_batch),
+                     lambda queue: raw.enqueue_batches(queue, s.jobs, s.enqueue_batch))
+    many = throughput(BACKEND, f"enqueue_many, {s.enqueue_batch} jobs per call", result, None)
     return [single, many]
 
 
 def wakeup(tmp: Path, s: Settings) -> list[Figure]:
+    ours: list[float] = []
+    base: list[float] = []
+    share = s.latency_samples // s.latency_rounds
     with database(tmp, "latency") as (store, factory):
-        base = latency.raw_latency(factory, s.latency_samples)
-        ours = latency.bgjobs_latency(store, s.latency_samples)
-    return latency_figures(BACKEND, "wake-up latency (in process)", ours, base, 5, 20)
+        interleaved(s.latency_rounds,
+                    lambda _: ours.extend(latency.bgjobs_latency(store, share)),
+                    lambda _: base.extend(latency.raw_latency(factory, share)))
+    return latency_figures(BACKEND, "wake-up latency (in process)", Spread.of(ours),
+                           Spread.of(base), {50: 5, 99: 20})
 
 
 @contextmanager
