@@ -330,7 +330,9 @@ def test_supervisor_gives_up_past_the_restart_limit(store: Store) -> None:
 class SlowClaims(CrashingClaims):
     """A real store whose claim() takes a while, so stop() can begin while a claim is in flight."""
 
-    claiming = threading.Event()
+    def __init__(self, store: Store, crashes: int) -> None:
+        super().__init__(store, crashes)
+        self.claiming = threading.Event()  # per instance: each backend's run waits on its own
 
     def claim(self, request: object) -> list[bgjobs.Job]:
         self.claiming.set()
