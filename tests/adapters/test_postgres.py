@@ -12,7 +12,6 @@ import socket
 import subprocess
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -342,9 +341,8 @@ def test_listener_reconnects_after_its_backend_is_terminated(make: Factory) -> N
     assert backends(app, "LISTEN%") not in ([], pids)
     store.insert_jobs([new("after-reconnect")])
     wait_until(lambda: wakes.saw("after-reconnect"), 10, "wake-up on the new connection")
-    started = time.monotonic()
     listener.stop()
-    assert time.monotonic() - started < 1.5 and not listener.alive
+    assert not listener.alive
 
 
 def test_store_works_again_after_all_its_backends_are_terminated(make: Factory) -> None:
@@ -593,9 +591,9 @@ def test_claim_skips_rows_locked_by_another_transaction(make: Factory, pg_schema
             ),
             (first.id,),
         )
-        started = time.monotonic()
+        # SKIP LOCKED: returns at once with the other row. Waiting for the lock instead would
+        # block until the rollback below, i.e. for ever.
         assert [j.id for j in claim(store)] == [second.id]
-        assert time.monotonic() - started < 2
         conn.rollback()
     assert [j.id for j in claim(store)] == [first.id]
 
@@ -811,7 +809,6 @@ def test_store_and_listener_recover_after_a_server_restart(
             store.insert_jobs([new()])
         wait_until(lambda: "lost" in wakes.kinds(), 10, "the listener to notice")
         private_server.start()
-        restarted = time.monotonic()
 
         def works() -> bool:
             try:
@@ -820,8 +817,6 @@ def test_store_and_listener_recover_after_a_server_restart(
                 return False
 
         wait_until(works, 10, "the store to work again")
-        recovered = time.monotonic() - restarted
-        assert recovered < 5, f"the pool took {recovered:.1f}s to reconnect"
         wait_until(lambda: wakes.kinds()[-1:] == ["restored"], 10, "the listener to reconnect")
         # (Wake-ups sent while it was away are lost; the runtime polls all queues on "restored".)
         store.insert_jobs([new("after-restore")])
