@@ -212,8 +212,8 @@ class StoreError(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class MaintenanceError(Event):
-    """A maintenance step (``heartbeat``, ``rescue``, ``prune``, ``schedules``) failed; the rest of
-    that round is skipped and the next heartbeat tries again."""
+    """A maintenance step (``heartbeat``, ``rescue``, ``peers``, ``prune``, ``schedules``) failed;
+    the rest of that round is skipped and the next heartbeat tries again."""
 
     task: str
     error: str

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
 from bgjobs.adapters.base import SCHEMA_VERSION, queues_running, unserved
 from bgjobs.builder import DEFAULT_MAX_ATTEMPTS
@@ -26,6 +27,7 @@ from bgjobs.job import FINISHED_STATES, Job, JobState
 from bgjobs.job_requests import EARLIEST_RUN_AT, JobRequest, build_new_job, queue_for
 from bgjobs.payload import JSON
 from bgjobs.runtime.app import ScheduleInfo
+from bgjobs.runtime.schedule_conflicts import conflicts
 
 # Stands in for the routed queue while the request is checked, before the database is opened.
 _ANY_QUEUE = "default"
@@ -39,7 +41,8 @@ def status(database_url: str | None, as_json: bool) -> None:
     """Show queues, scheduled jobs, running nodes and jobs waiting for a worker once.
 
     A due job waits for a worker when no running node has a worker for its name on its queue
-    (during a rolling deploy, say); nodes discard it after their unknown-worker timeout.
+    (during a rolling deploy, say); nodes discard it after their unknown-worker timeout. Running
+    nodes that define a scheduled job differently are listed too (the newest one's runs).
 
     \b
     Example:
@@ -51,6 +54,7 @@ def status(database_url: str | None, as_json: bool) -> None:
         schedules = store.schedule_states()
         nodes = store.list_nodes()
         waiting = unserved(store.waiting_names(), nodes)
+    disagree = conflicts(nodes)
     if as_json:
         print_json(
             {
@@ -62,6 +66,7 @@ def status(database_url: str | None, as_json: bool) -> None:
                     {"queue": w.queue, "name": w.name, "jobs": w.count, "since": w.since}
                     for w in waiting
                 ],
+                "schedule_conflicts": disagree,
             }
         )
         return
@@ -71,6 +76,12 @@ def status(database_url: str | None, as_json: bool) -> None:
     if waiting:
         console.print()
         console.print(waiting_table(waiting, nodes, now))
+    for conflict in disagree:
+        defined = "; ".join(f"{node}: {definition}" for node, definition in conflict.definitions)
+        console.print(
+            f"\n[bold yellow]{escape(conflict.schedule)}[/]: running nodes define it differently "
+            f"({escape(defined)}); the newest node's definition runs: {escape(conflict.winner)}"
+        )
 
 
 @click.command()

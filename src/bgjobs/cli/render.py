@@ -194,11 +194,10 @@ def node_table(nodes: Sequence[NodeInfo], now: datetime, this_node: str | None =
 
 def waiting_table(
     waiting: Sequence[WaitingName], nodes: Sequence[NodeInfo], now: datetime
-) -> Table:
-    """Due jobs that no running node has a worker for (`bgjobs status`)."""
+) -> Group:
+    """Due jobs that no running node has a worker for, and what the nodes do run
+    (`bgjobs status`)."""
     table = new_table("Waiting for a worker")
-    table.caption = f"No running node has these workers; running nodes run {describe_offers(nodes)}"
-    table.caption_justify = "left"
     for name in ("queue", "name", "jobs", "due since"):
         table.add_column(name, justify="right" if name == "jobs" else "left")
     for row in waiting:
@@ -208,7 +207,8 @@ def waiting_table(
             str(row.count),
             when_cell(row.since, now),
         )
-    return table
+    offered = f"No running node has these workers. Running nodes have {describe_offers(nodes)}."
+    return Group(table, Text(offered, style="dim"))
 
 
 def event_table(events: Sequence[EventRow]) -> Table:
