@@ -122,8 +122,8 @@ class NoWorkerForJob(Event):
 @dataclass(frozen=True, kw_only=True)
 class NoLiveWorker(Event):
     """Due jobs named ``name`` wait on ``queue`` because no live node has a worker for them there
-    (nodes claim only what they can run). Sent once per (queue, name) by each node that notices;
-    the jobs are discarded once the worker has been missing for ``discard_after``."""
+    (nodes claim only what they can run). Sent once per (queue, name) by each node serving the
+    queue; they discard the jobs once the worker has been missing for ``discard_after``."""
 
     queue: str
     name: str

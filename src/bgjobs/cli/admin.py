@@ -41,8 +41,9 @@ def status(database_url: str | None, as_json: bool) -> None:
     """Show queues, scheduled jobs, running nodes and jobs waiting for a worker once.
 
     A due job waits for a worker when no running node has a worker for its name on its queue
-    (during a rolling deploy, say); nodes discard it after their unknown-worker timeout. Running
-    nodes that define a scheduled job differently are listed too (the newest one's runs).
+    (during a rolling deploy, say); the nodes serving its queue discard it after their
+    unknown-worker timeout. Running nodes that define a scheduled job differently are listed
+    too (the newest one's definition runs).
 
     \b
     Example:

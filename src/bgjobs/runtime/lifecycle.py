@@ -98,7 +98,12 @@ class Lifecycle:
         )
         self._conflicts = ScheduleConflicts(schedules.definitions(), self._emit, store_time.now)
         self._unserved = UnservedJobs(
-            store, config.unknown_worker_timeout, self._emit, store_time.now, self._clock
+            store,
+            frozenset(q.name for q in routes.queues),
+            config.unknown_worker_timeout,
+            self._emit,
+            store_time.now,
+            self._clock,
         )
         self._state = State.BUILT
         self._state_lock = threading.Lock()

@@ -6,7 +6,8 @@ This watch makes the wait visible (``NoLiveWorker``, once per queue and name) an
 worker has been missing for the runtime's unknown-worker timeout, discards those jobs with an
 error naming the worker and what the live nodes run. The clock is this node's: it starts when
 the node first sees the jobs waiting with no live node to run them, and starts over when one
-appears or nothing waits any more.
+appears or nothing waits any more. A node looks after the queues it serves: jobs on a queue no
+live node serves at all (its nodes are down) just wait, as they always did.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ class UnservedJobs:
     def __init__(
         self,
         store: Store,
+        queues: frozenset[str],
         timeout: timedelta,
         emit: Callable[[Event], None],
         now: Callable[[], datetime],
         clock: Clock,
     ) -> None:
         self._store = store
+        self._queues = queues  # the queues this node serves
         self._timeout = timeout
         self._emit = emit
         self._now = now
@@ -46,7 +49,8 @@ class UnservedJobs:
         if self._last_check is not None and started - self._last_check < self._every:
             return
         self._last_check = started
-        missing = unserved(self._store.waiting_names(), live)
+        ours = [w for w in self._store.waiting_names() if w.queue in self._queues]
+        missing = unserved(ours, live)
         keys = {(w.queue, w.name) for w in missing}
         self._missing_since = {k: t for k, t in self._missing_since.items() if k in keys}
         offered = describe_offers(live)
