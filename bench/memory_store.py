@@ -50,6 +50,9 @@ class MemoryStore:
     def list_nodes(self) -> list[NodeInfo]:
         return []
 
+    def waiting_names(self) -> list[Any]:
+        return []
+
     def register_schedule(self, registration: Any, queue: str) -> None:
         return None
 
@@ -72,19 +75,23 @@ class MemoryStore:
     def claim(self, request: ClaimRequest) -> list[Job]:
         now = self.now()
         with self._lock:
-            free = list(itertools.islice(self._free(request.queue), request.limit))
+            free = list(itertools.islice(self._free(request.queue, request.names), request.limit))
             claimed = [replace(j, reserved_by=request.node_id, reserved_at=now,
                                attempt=j.attempt + 1, state=JobState.RUNNING) for j in free]
             for job in claimed:
                 self._jobs[job.id] = job
         return claimed
 
-    def _free(self, queue: str) -> Any:
-        return (j for j in self._jobs.values() if j.queue == queue and j.reserved_by is None)
+    def _free(self, queue: str, names: Sequence[str] | None = None) -> Any:
+        return (
+            j
+            for j in self._jobs.values()
+            if j.queue == queue and j.reserved_by is None and (names is None or j.name in names)
+        )
 
-    def next_due_at(self, queue: str) -> datetime | None:
+    def next_due_at(self, queue: str, names: Sequence[str] | None = None) -> datetime | None:
         with self._lock:
-            return next((j.available_at for j in self._free(queue)), None)
+            return next((j.available_at for j in self._free(queue, names)), None)
 
     def complete(self, completions: Sequence[Completion]) -> list[Applied]:
         with self._lock:

@@ -218,6 +218,7 @@ class RuntimeSpec:
     heartbeat_interval: timedelta = timedelta(seconds=5)
     node_timeout: timedelta = timedelta(seconds=30)
     shutdown_grace: timedelta = timedelta(seconds=30)
+    unknown_worker_timeout: timedelta = timedelta(minutes=10)
     retention: Retention = field(default_factory=Retention)
     scheduled_lane: QueueSpec = field(default_factory=lambda: QueueSpec(name=SCHEDULED_LANE))
 
@@ -242,6 +243,11 @@ class RuntimeSpec:
     def with_shutdown_grace(self, grace: timedelta | float) -> Self:
         return replace(self, shutdown_grace=_duration(grace))
 
+    def with_unknown_worker_timeout(self, timeout: timedelta | float) -> Self:
+        """How long due jobs wait for a worker that no live node has (a rolling deploy) before
+        they are discarded with an error naming it; default 10 minutes."""
+        return replace(self, unknown_worker_timeout=_duration(timeout))
+
     def with_retention(
         self,
         *,
@@ -264,6 +270,7 @@ class RuntimeSpec:
         _positive("restart_period", self.restart_period)
         _positive("heartbeat_interval", self.heartbeat_interval)
         _positive("shutdown_grace", self.shutdown_grace)
+        _positive("unknown_worker_timeout", self.unknown_worker_timeout)
         if self.node_timeout <= self.heartbeat_interval * 2:
             raise ConfigError(
                 f"node_timeout ({self.node_timeout}) must be more than twice the heartbeat "

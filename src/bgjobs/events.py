@@ -120,6 +120,44 @@ class NoWorkerForJob(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class NoLiveWorker(Event):
+    """Due jobs named ``name`` wait on ``queue`` because no live node has a worker for them there
+    (nodes claim only what they can run). Sent once per (queue, name) by each node serving the
+    queue; they discard the jobs once the worker has been missing for ``discard_after``."""
+
+    queue: str
+    name: str
+    waiting: int
+    offered: str  # what the live nodes run: "work: a, b; scheduled: tick"
+    discard_after: timedelta
+
+    def describe(self) -> str:
+        return (
+            f"{self.kind} {self.name!r} on queue {self.queue}: {self.waiting} due job(s) wait; "
+            f"live nodes run {self.offered}; discarded after {self.discard_after} unless a node "
+            "with that worker starts"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleConflict(Event):
+    """Live nodes define scheduled job ``schedule`` differently. The newest node's definition
+    (``winner``) is the one that runs; nodes with another definition stop registering and
+    claiming that schedule while the newer node lives (see docs/scheduling.md)."""
+
+    schedule: str
+    definitions: tuple[tuple[str, str], ...]  # (node id, definition), by node id
+    winner: str
+
+    def describe(self) -> str:
+        defined = "; ".join(f"{node}: {definition}" for node, definition in self.definitions)
+        return (
+            f"{self.kind} {self.schedule}: live nodes define it differently ({defined}); "
+            f"the newest node's definition runs: {self.winner}"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
 class ScheduledNextRun(Event):
     schedule: str
     job: Job
@@ -174,8 +212,8 @@ class StoreError(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class MaintenanceError(Event):
-    """A maintenance step (``heartbeat``, ``rescue``, ``prune``, ``schedules``) failed; the rest of
-    that round is skipped and the next heartbeat tries again."""
+    """A maintenance step (``heartbeat``, ``rescue``, ``peers``, ``prune``, ``schedules``) failed;
+    the rest of that round is skipped and the next heartbeat tries again."""
 
     task: str
     error: str
@@ -241,7 +279,16 @@ class WakeupRestored(Event):
 
 Listener = Callable[[Event], None]
 
-PROBLEMS = (JobFailed, JobDiscarded, JobTimedOut, QueueError, StoreError, MaintenanceError)
+PROBLEMS = (
+    JobFailed,
+    JobDiscarded,
+    JobTimedOut,
+    QueueError,
+    StoreError,
+    MaintenanceError,
+    NoLiveWorker,
+    ScheduleConflict,
+)
 """Events an operator should look at (the logging listener writes them at WARNING)."""
 
 
@@ -317,6 +364,10 @@ def _scope_of(event: Event) -> tuple[str | None, str | None]:
         return event.queue, None
     if isinstance(event, NoWorkerForJob):
         return None, event.name
+    if isinstance(event, NoLiveWorker):
+        return event.queue, event.name
+    if isinstance(event, ScheduleConflict):
+        return None, event.schedule
     return None, None
 
 

@@ -1,6 +1,7 @@
 """Turning an enqueue request into a ``NewJob``: the one code path the library and the CLI share.
 
-Routing (which queue serves a worker, how many attempts it gets) is decided by the caller; every
+Routing (which queue serves a worker, how many attempts it gets) is decided by the caller: an
+app by its own workers, `bgjobs enqueue` by what the live nodes publish (``queue_for``). Every
 check on what the user typed lives here, so ``bg.enqueue`` and ``bgjobs enqueue`` can never
 disagree about what is a valid job. The limits are the ones both stores can hold, checked up
 front so that SQLite and Postgres refuse the same values with the same message.
@@ -8,11 +9,13 @@ front so that SQLite and Postgres refuse the same values with the same message.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bgjobs.adapters.base import NodeInfo, describe_offers, queues_running
 from bgjobs.builder import _check_name
-from bgjobs.errors import ConfigError
+from bgjobs.errors import ConfigError, UnknownWorkerError
 from bgjobs.job import NewJob
 from bgjobs.payload import JSON, encode_payload
 
@@ -56,6 +59,29 @@ def build_new_job(request: JobRequest, *, queue: str, max_attempts: int) -> NewJ
         priority=request.priority,
         available_at=_run_at(request.at) if request.at is not None else None,
         delay=request.delay or timedelta(0),
+    )
+
+
+def queue_for(name: str, queue: str | None, nodes: Sequence[NodeInfo]) -> str:
+    """The queue for a job named ``name`` when no app routes it: ``queue`` when given (checked as
+    the builder checks queue names), else the one queue on which ``nodes`` (the live nodes) run
+    that name. Raises UnknownWorkerError when none does and ConfigError when several do, each
+    naming what the live nodes run."""
+    _check_name("job", name)
+    if queue is not None:
+        _check_name("queue", queue)
+        return queue
+    serving = queues_running(nodes, name)
+    if len(serving) == 1:
+        return serving[0]
+    if not serving:
+        raise UnknownWorkerError(
+            f"no live node has a worker named {name!r}; live nodes run: "
+            f"{describe_offers(nodes)}. Start a node with that worker, or name the queue "
+            "(--queue) to enqueue it anyway: it waits for a node that runs it"
+        )
+    raise ConfigError(
+        f"{name!r} runs on several queues: {', '.join(serving)}; pick one with --queue"
     )
 
 

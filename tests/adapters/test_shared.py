@@ -162,6 +162,7 @@ SQLITE_ONLY = {
     "ARCHIVE_INSERT",
     "DELETE_RESCUED",  # Postgres: RESCUE_FAIL deletes and archives in one statement
     "DELETE_RETRIED",  # Postgres: RETRY moves the rows in one statement
+    "DELETE_DISCARDED",  # Postgres: DISCARD_WAITING deletes and archives in one statement
 }
 POSTGRES_ONLY = {
     "COMPLETE",

@@ -8,6 +8,8 @@ import pytest
 from tests.cli.conftest import APP_TARGET, Invoke, as_json, invoke_cli, ok
 from tests.cli.runtime_helpers import build, process
 
+from bgjobs.adapters.base import SCHEMA_VERSION
+
 
 def _make_empty_database(backend: str, database_url: str) -> None:
     if backend == "sqlite":
@@ -28,16 +30,25 @@ def test_commands_refuse_an_unmigrated_database(
 def test_migrate_reports_versions(backend: str, database_url: str, invoke: Invoke) -> None:
     _make_empty_database(backend, database_url)
     status = ok(invoke("migrate", "--status"))
-    assert "schema version 0, this bgjobs needs 1" in status
+    assert f"schema version 0, this bgjobs needs {SCHEMA_VERSION}" in status
     assert "bgjobs migrate" in status
-    assert "schema 0 -> 1" in ok(invoke("migrate"))
-    assert "already at version 1" in ok(invoke("migrate"))
-    assert "schema version 1 (current)" in ok(invoke("migrate", "--status"))
+    assert f"schema 0 -> {SCHEMA_VERSION}" in ok(invoke("migrate"))
+    assert f"already at version {SCHEMA_VERSION}" in ok(invoke("migrate"))
+    assert f"schema version {SCHEMA_VERSION} (current)" in ok(invoke("migrate", "--status"))
 
 
 def test_enqueue_list_and_show(migrated: Invoke) -> None:
+    # No node runs: each job names its queue (routing by the live nodes: test_enqueue_routing).
     first = as_json(
-        migrated("enqueue", "send_email", "--payload", '{"to": "ada@example.com"}', "--json")
+        migrated(
+            "enqueue",
+            "send_email",
+            "--queue",
+            "default",
+            "--payload",
+            '{"to": "ada@example.com"}',
+            "--json",
+        )
     )
     assert first["queue"] == "default" and first["max_attempts"] == 10
     assert first["payload"] == {"to": "ada@example.com"}
@@ -56,7 +67,7 @@ def test_enqueue_list_and_show(migrated: Invoke) -> None:
         )
     )
     assert line.startswith("enqueued resize_image#") and "on queue media, runs in 5m" in line
-    ok(migrated("enqueue", "send_email", "--at", "2099-01-01T09:00:00+01:00"))
+    ok(migrated("enqueue", "send_email", "--queue", "default", "--at", "2099-01-01T09:00:00+01:00"))
 
     listed = as_json(migrated("jobs", "list", "--json"))
     assert [job["name"] for job in listed] == ["send_email", "resize_image", "send_email"]
@@ -135,7 +146,7 @@ def test_retry_all_failed_by_name(database_url: str, migrated: Invoke) -> None:
 
 
 def test_cancel_and_delete(migrated: Invoke) -> None:
-    job = as_json(migrated("enqueue", "send_email", "--in", "1h", "--json"))
+    job = as_json(migrated("enqueue", "send_email", "--queue", "default", "--in", "1h", "--json"))
     ident = str(job["id"])
     assert ok(migrated("jobs", "cancel", ident)) == f"cancelled send_email#{ident}\n"
     assert as_json(migrated("jobs", "show", ident, "--json"))["state"] == "cancelled"
@@ -161,7 +172,7 @@ def test_prune_keeps_failures_by_default(database_url: str, migrated: Invoke) ->
 
 def test_status_shows_queues_schedules_and_nodes(database_url: str, migrated: Invoke) -> None:
     process(database_url, ("ok", 1), ("boom", 2))
-    ok(migrated("enqueue", "ok", "--in", "1h"))
+    ok(migrated("enqueue", "ok", "--queue", "default", "--in", "1h"))
     ok(migrated("schedules", APP_TARGET))  # registers nothing: the app is not started
     bg = build(database_url)
     bg.start()

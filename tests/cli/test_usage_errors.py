@@ -87,10 +87,20 @@ def test_job_names_no_worker_can_have(migrated: Invoke, name: str) -> None:
 
 
 def test_enqueue_accepts_the_ends_of_the_ranges(migrated: Invoke) -> None:
-    low = as_json(migrated("enqueue", "send_email", "--priority", str(-(2**31)), "--json"))
+    low = as_json(
+        migrated("enqueue", "send_email", "--queue", "q", "--priority", str(-(2**31)), "--json")
+    )
     high = as_json(
         migrated(
-            "enqueue", "send_email", "--priority", str(2**31 - 1), "--payload", deep(100), "--json"
+            "enqueue",
+            "send_email",
+            "--queue",
+            "q",
+            "--priority",
+            str(2**31 - 1),
+            "--payload",
+            deep(100),
+            "--json",
         )
     )
     assert (low["priority"], high["priority"]) == (-(2**31), 2**31 - 1)
@@ -103,7 +113,13 @@ def test_show_wraps_long_payload_lines_instead_of_cutting_them(migrated: Invoke)
     words = " ".join(f"w{n}" for n in range(60))
     job = as_json(
         migrated(
-            "enqueue", "send_email", "--payload", json.dumps({"t": token, "s": words}), "--json"
+            "enqueue",
+            "send_email",
+            "--queue",
+            "q",
+            "--payload",
+            json.dumps({"t": token, "s": words}),
+            "--json",
         )
     )
     shown = ok(migrated("jobs", "show", str(job["id"]), env={"COLUMNS": "40"}))
@@ -131,7 +147,7 @@ def test_filters_that_are_not_valid_utf8(migrated: Invoke, args: list[str]) -> N
 def test_prune_older_than_before_any_job_could_finish(migrated: Invoke) -> None:
     """A cutoff before 1970 (where Postgres timestamps end sooner than SQLite integers) means
     every job: the same answer on both stores."""
-    ok(migrated("enqueue", "send_email"))
+    ok(migrated("enqueue", "send_email", "--queue", "q"))
     for longest in ("3000000d", "100000w"):
         result = migrated("prune", "--older-than", longest, "--state", "succeeded")
         assert ok(result).startswith("pruned 0 jobs (succeeded) finished more than ")

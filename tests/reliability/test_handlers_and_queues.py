@@ -12,7 +12,7 @@ from tests.conftest import Recorder, wait_until
 
 import bgjobs
 from bgjobs.adapters.base import Store
-from bgjobs.events import JobDiscarded, JobSnoozed, JobTimedOut
+from bgjobs.events import JobDiscarded, JobSnoozed, JobTimedOut, NoLiveWorker
 from bgjobs.job import NewJob
 
 FAST = bgjobs.constant(timedelta(milliseconds=10))
@@ -204,10 +204,14 @@ def test_base_exceptions_fail_the_job_not_the_queue(
 
 
 def test_poison_rows_are_discarded_with_a_clear_error(store: Store) -> None:
+    """A corrupt payload is discarded at once; a job whose worker no live node has waits for one
+    (a rolling deploy), then is discarded after the unknown-worker timeout."""
     recorder = Recorder()
     bg = (
         bgjobs.new(store)
         .with_event_listener(recorder)
+        .with_heartbeat(0.2, 1.0)
+        .with_unknown_worker_timeout(1.0)
         .with_queue(bgjobs.queue("q").with_worker(bgjobs.worker("ok", lambda j: j.payload)))
         .build()
     )
@@ -219,12 +223,20 @@ def test_poison_rows_are_discarded_with_a_clear_error(store: Store) -> None:
         ]
     )
     with bg:
-        wait_until(lambda: len(recorder.of(JobDiscarded)) == 2, 5)
+        wait_until(lambda: len(recorder.of(JobDiscarded)) == 2, 30)
         healthy = bg.enqueue("ok", {"fine": True})
-        wait_until(lambda: job_state(store, healthy.id) is bgjobs.JobState.SUCCEEDED, 5)
+        wait_until(lambda: job_state(store, healthy.id) is bgjobs.JobState.SUCCEEDED, 10)
+    events = recorder.events
+    (noticed,) = [i for i, e in enumerate(events) if isinstance(e, NoLiveWorker)]
+    (dropped,) = [
+        i for i, e in enumerate(events) if isinstance(e, JobDiscarded) and e.job.id == gone.id
+    ]
+    assert noticed < dropped, "noticed once, then discarded"
     unknown = store.get_job(gone.id)
     assert unknown is not None and unknown.state is bgjobs.JobState.DISCARDED
-    assert "no worker named 'removed_worker'" in unknown.errors[-1].message
+    assert unknown.finished_at is not None
+    assert unknown.finished_at - unknown.created_at >= timedelta(seconds=1), "it waited first"
+    assert "no live node has a worker named 'removed_worker'" in unknown.errors[-1].message
     bad = store.get_job(corrupt.id)
     assert bad is not None and bad.state is bgjobs.JobState.DISCARDED
     assert bad.errors[-1].type == "PayloadError"

@@ -4,6 +4,8 @@
 
 MODE drain: one queue "work" whose handler records each job it runs.
 MODE tick:  an every-second scheduled job "tick" that records each occurrence it runs.
+MODE deploy: one queue "work" with the workers named by --workers (a rolling deploy's old or new
+            code); each records its runs under its own name.
 Prints "ready" once started; SIGTERM stops it gracefully.
 """
 
@@ -25,7 +27,7 @@ import bgjobs
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
-    parser.add_argument("mode", choices=["drain", "tick", "slow", "mixed"])
+    parser.add_argument("mode", choices=["drain", "tick", "slow", "mixed", "deploy"])
     parser.add_argument("--enqueue", type=int, default=0, help="jobs this node enqueues itself")
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--poll", type=float, default=0.1)
@@ -34,6 +36,8 @@ def main() -> None:
     parser.add_argument("--heartbeat", type=float, default=5.0)
     parser.add_argument("--node-timeout", type=float, default=30.0)
     parser.add_argument("--grace", type=float, default=30.0)
+    parser.add_argument("--workers", default="work", help="deploy mode: comma-separated names")
+    parser.add_argument("--unknown-worker-timeout", type=float, default=None)
     args = parser.parse_args()
 
     local = threading.local()
@@ -49,14 +53,23 @@ def main() -> None:
             time.sleep(args.sleep)
         due = job.scheduled_at
         due_us = int(due.timestamp() * 1_000_000)
-        results.record(conn(), args.mode, job.id, due_us, node)
+        kind = job.name if args.mode == "deploy" else args.mode
+        results.record(conn(), kind, job.id, due_us, node)
 
     spec = (
         bgjobs.new(bgjobs.open_store(args.url))
         .with_heartbeat(args.heartbeat, args.node_timeout)
         .with_shutdown_grace(args.grace)
     )
-    if args.mode in ("drain", "slow", "mixed"):
+    if args.unknown_worker_timeout is not None:
+        spec = spec.with_unknown_worker_timeout(args.unknown_worker_timeout)
+    if args.mode == "deploy":
+        spec = spec.with_queue(
+            bgjobs.queue("work")
+            .with_poll_interval(timedelta(seconds=args.poll))
+            .with_workers([bgjobs.worker(name, record) for name in args.workers.split(",")])
+        )
+    elif args.mode in ("drain", "slow", "mixed"):
         spec = spec.with_queue(
             bgjobs.queue("work")
             .with_max_concurrent_jobs(args.concurrency)

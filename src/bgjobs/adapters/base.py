@@ -7,15 +7,15 @@ everything but the SQL, and pass the same contract suite (tests/adapters/test_co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
 from bgjobs.job import Job, JobError, JobState, NewJob
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 """The schema version this release of bgjobs reads and writes."""
 
 
@@ -56,6 +56,9 @@ class ClaimRequest:
     limit: int
     lease: timedelta
     blocking: bool = False  # strict FIFO, one job at a time across all nodes
+    # The job names this node has a worker for on ``queue``: jobs of other names are left for
+    # a node that can run them. None claims any name (tools and tests).
+    names: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -89,12 +92,61 @@ class ScheduleState:
 
 @dataclass(frozen=True)
 class NodeInfo:
+    """A running runtime as the node registry knows it, with what it publishes it can run."""
+
     id: str
     host: str
     pid: int
     started_at: datetime
     heartbeat_at: datetime
     queues: tuple[str, ...]
+    # Per queue it serves, the job names it has a worker for there.
+    workers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # Per scheduled job it defines, the definition (``Schedule.describe()``).
+    schedules: Mapping[str, str] = field(default_factory=dict)
+
+    def runs(self, queue: str, name: str) -> bool:
+        """Whether this node claims jobs named ``name`` on ``queue``."""
+        return name in self.workers.get(queue, ())
+
+
+def alive(nodes: Iterable[NodeInfo], now: datetime, node_timeout: timedelta) -> list[NodeInfo]:
+    """The nodes that heartbeat within ``node_timeout`` of ``now`` (the registry keeps a dead
+    node until a rescuer forgets it)."""
+    return [node for node in nodes if node.heartbeat_at >= now - node_timeout]
+
+
+def queues_running(nodes: Iterable[NodeInfo], name: str) -> list[str]:
+    """The queues on which some node in ``nodes`` has a worker for ``name``, sorted."""
+    return sorted(
+        {queue for node in nodes for queue, names in node.workers.items() if name in names}
+    )
+
+
+def describe_offers(nodes: Iterable[NodeInfo]) -> str:
+    """What ``nodes`` run, for messages: ``work: a, b; scheduled: tick``."""
+    offered: dict[str, set[str]] = {}
+    for node in nodes:
+        for queue, names in node.workers.items():
+            offered.setdefault(queue, set()).update(names)
+    if not offered:
+        return "nothing (no live node)"
+    return "; ".join(f"{queue}: {', '.join(sorted(offered[queue]))}" for queue in sorted(offered))
+
+
+@dataclass(frozen=True)
+class WaitingName:
+    """Due jobs of one name on one queue, waiting to be claimed."""
+
+    queue: str
+    name: str
+    count: int
+    since: datetime  # the earliest due time among them
+
+
+def unserved(waiting: Iterable[WaitingName], nodes: Sequence[NodeInfo]) -> list[WaitingName]:
+    """The waiting jobs that none of ``nodes`` runs: they wait for a worker."""
+    return [w for w in waiting if not any(node.runs(w.queue, w.name) for node in nodes)]
 
 
 @dataclass(frozen=True)
@@ -168,8 +220,9 @@ class Store(Protocol):
     def claim(self, request: ClaimRequest) -> list[Job]:
         """Reserve up to ``limit`` due jobs, ordered by priority, available_at, id."""
 
-    def next_due_at(self, queue: str) -> datetime | None:
-        """When the earliest unreserved job of ``queue`` becomes due (for sleeping precisely)."""
+    def next_due_at(self, queue: str, names: Sequence[str] | None = None) -> datetime | None:
+        """When the earliest unreserved job of ``queue`` becomes due (for sleeping precisely);
+        with ``names``, the earliest of those names (what a claim with them would take)."""
 
     def complete(self, completions: Sequence[Completion]) -> list[Applied]:
         """Apply completions in one transaction, in order; one Applied per completion."""
@@ -192,6 +245,14 @@ class Store(Protocol):
 
     def rescue(self, node_timeout: timedelta) -> RescueResult:
         """Release jobs whose lease ran out; drop nodes silent for longer than node_timeout."""
+
+    def waiting_names(self) -> list[WaitingName]:
+        """Due, unclaimed jobs counted per (queue, name), sorted (to find names nobody runs)."""
+
+    def discard_unserved(self, queue: str, name: str, error: JobError) -> list[Job]:
+        """Archive as discarded the due, unclaimed jobs named ``name`` on ``queue``, each with
+        ``error`` appended (its attempt set to the job's), unless a registered node runs that
+        name there by now. Returns the archived jobs."""
 
     # scheduled jobs --------------------------------------------------------------------------
     def register_schedule(self, registration: ScheduleRegistration, queue: str) -> Job | None:

@@ -20,9 +20,10 @@ from bgjobs.adapters.base import (
     JobFilter,
     NodeInfo,
     ScheduleState,
+    WaitingName,
 )
 from bgjobs.adapters.decisions import Rescued
-from bgjobs.job import Job, JobState, NewJob
+from bgjobs.job import Job, JobError, JobState, NewJob
 
 
 class Executor(Protocol):
@@ -44,7 +45,8 @@ class Executor(Protocol):
         """Reserve the head of a blocking queue if nothing of that queue is running. Called
         under ``lock`` of the queue, so the check and the claim do not interleave."""
 
-    def next_due(self, queue: str) -> datetime | None: ...
+    def next_due(self, queue: str, names: Sequence[str] | None) -> datetime | None:
+        """The earliest due time of the queue's unreserved jobs (of ``names``, unless None)."""
 
     def complete(self, completions: Sequence[Completion]) -> list[bool]:
         """Apply each completion if its fence (id, node, attempt) holds: archive, delete or
@@ -76,6 +78,13 @@ class Executor(Protocol):
 
     def forget_nodes(self, silent_for: timedelta) -> None:
         """Delete nodes whose last heartbeat is older than ``silent_for``."""
+
+    def waiting_names(self) -> list[WaitingName]:
+        """Due, unreserved jobs counted per (queue, name)."""
+
+    def discard_waiting(self, queue: str, name: str, error: JobError) -> list[Job]:
+        """Archive the due, unreserved jobs of (queue, name) as discarded, each with ``error``
+        appended under its own attempt; the archived jobs."""
 
     # scheduled jobs ----------------------------------------------------------------------------
     def by_unique_key(self, unique_key: str) -> Job | None:

@@ -52,7 +52,7 @@ HOT_COLUMNS = (
 CARRIED_COLUMNS = tuple(c for c in HOT_COLUMNS if c not in ("lease_expires_at", "errors"))
 # The archive (finished jobs).
 ARCHIVE_COLUMNS = (*CARRIED_COLUMNS, "errors", "state", "finished_at")
-NODE_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "queues")
+NODE_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "queues", "offers")
 # A schedule joined with its pending run (the run's columns are NULL when there is none).
 SCHEDULE_STATE_COLUMNS = (
     "name",
@@ -205,9 +205,16 @@ def inserted_job(
     )
 
 
-def node_info(row: Row, to_time: ToTime, to_queues: Callable[[Any], Sequence[str]]) -> NodeInfo:
-    """A node row (NODE_COLUMNS); ``to_queues`` reads the stored list of queue names."""
+def node_info(
+    row: Row,
+    to_time: ToTime,
+    to_queues: Callable[[Any], Sequence[str]],
+    to_offers: Callable[[Any], Any],
+) -> NodeInfo:
+    """A node row (NODE_COLUMNS); ``to_queues`` reads the stored list of queue names,
+    ``to_offers`` the stored offers document (see ``offers_json``)."""
     node = dict(zip(NODE_COLUMNS, row, strict=True))
+    workers, schedules = _offers(to_offers(node["offers"]))
     return NodeInfo(
         id=node["id"],
         host=node["host"],
@@ -215,6 +222,39 @@ def node_info(row: Row, to_time: ToTime, to_queues: Callable[[Any], Sequence[str
         started_at=to_time(node["started_at"]),
         heartbeat_at=to_time(node["heartbeat_at"]),
         queues=tuple(to_queues(node["queues"])),
+        workers=workers,
+        schedules=schedules,
+    )
+
+
+def offers_json(node: NodeInfo) -> str:
+    """What a node publishes it runs, as stored in the registry's ``offers`` column."""
+    return json.dumps(
+        {
+            "workers": {queue: list(names) for queue, names in node.workers.items()},
+            "schedules": dict(node.schedules),
+        },
+        sort_keys=True,
+    )
+
+
+def _offers(document: Any) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
+    """The offers document read back; anything malformed reads as "publishes nothing" (a row
+    written before the column existed holds ``{}``)."""
+    if not isinstance(document, dict):
+        return {}, {}
+    workers = document.get("workers")
+    schedules = document.get("schedules")
+    return (
+        {
+            str(queue): tuple(str(name) for name in names)
+            for queue, names in (workers.items() if isinstance(workers, dict) else ())
+            if isinstance(names, list)
+        },
+        {
+            str(name): str(definition)
+            for name, definition in (schedules.items() if isinstance(schedules, dict) else ())
+        },
     )
 
 

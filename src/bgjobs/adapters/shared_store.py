@@ -26,9 +26,10 @@ from bgjobs.adapters.base import (
     RescueResult,
     ScheduleRegistration,
     ScheduleState,
+    WaitingName,
 )
 from bgjobs.adapters.executor import Executor
-from bgjobs.job import Job, JobState, NewJob
+from bgjobs.job import Job, JobError, JobState, NewJob
 
 PRUNE_SLICE = 5000  # archived jobs per prune transaction, so a huge prune never blocks for long
 
@@ -66,9 +67,9 @@ class SharedStore(ABC):
         with self._writing() as tx:
             return tx.claim(request)
 
-    def next_due_at(self, queue: str) -> datetime | None:
+    def next_due_at(self, queue: str, names: Sequence[str] | None = None) -> datetime | None:
         with self._reading() as tx:
-            return tx.next_due(queue)
+            return tx.next_due(queue, names)
 
     def complete(self, completions: Sequence[Completion]) -> list[Applied]:
         if not completions:
@@ -129,6 +130,18 @@ class SharedStore(ABC):
                 tx.rescue_fail(plan.fail)
             tx.forget_nodes(node_timeout)
         return plan.result()
+
+    def waiting_names(self) -> list[WaitingName]:
+        with self._reading() as tx:
+            return tx.waiting_names()
+
+    def discard_unserved(self, queue: str, name: str, error: JobError) -> list[Job]:
+        with self._transaction() as tx:
+            # The caller decided from the registry a moment ago; a node that registered since
+            # with this worker gets the jobs instead.
+            if any(node.runs(queue, name) for node in tx.list_nodes()):
+                return []
+            return tx.discard_waiting(queue, name, error)
 
     # scheduled jobs ----------------------------------------------------------------------------
     def register_schedule(self, registration: ScheduleRegistration, queue: str) -> Job | None:

@@ -6,21 +6,31 @@ from datetime import UTC, datetime, timedelta
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
-from bgjobs.adapters.base import SCHEMA_VERSION
+from bgjobs.adapters.base import SCHEMA_VERSION, queues_running, unserved
 from bgjobs.builder import DEFAULT_MAX_ATTEMPTS
 from bgjobs.cli.database import connected, database_option, migrate_database, require_url
 from bgjobs.cli.loading import load_runtime
 from bgjobs.cli.output import CliUsageError, job_to_dict, print_json
 from bgjobs.cli.params import AWARE_DATETIME, DURATION, JSON_VALUE, CommaList
-from bgjobs.cli.render import QueueRow, clock, duration_text, relative, status_view
-from bgjobs.errors import ConfigError, PayloadError
+from bgjobs.cli.render import (
+    QueueRow,
+    clock,
+    duration_text,
+    relative,
+    status_view,
+    waiting_table,
+)
+from bgjobs.errors import ConfigError, PayloadError, UnknownWorkerError
 from bgjobs.job import FINISHED_STATES, Job, JobState
-from bgjobs.job_requests import EARLIEST_RUN_AT, JobRequest, build_new_job
+from bgjobs.job_requests import EARLIEST_RUN_AT, JobRequest, build_new_job, queue_for
 from bgjobs.payload import JSON
 from bgjobs.runtime.app import ScheduleInfo
+from bgjobs.runtime.schedule_conflicts import conflicts
 
-DEFAULT_QUEUE = "default"
+# Stands in for the routed queue while the request is checked, before the database is opened.
+_ANY_QUEUE = "default"
 FINISHED = tuple(s.value for s in JobState if s in FINISHED_STATES)
 
 
@@ -28,7 +38,12 @@ FINISHED = tuple(s.value for s in JobState if s in FINISHED_STATES)
 @database_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def status(database_url: str | None, as_json: bool) -> None:
-    """Show queues, scheduled jobs and running nodes once.
+    """Show queues, scheduled jobs, running nodes and jobs waiting for a worker once.
+
+    A due job waits for a worker when no running node has a worker for its name on its queue
+    (during a rolling deploy, say); the nodes serving its queue discard it after their
+    unknown-worker timeout. Running nodes that define a scheduled job differently are listed
+    too (the newest one's definition runs).
 
     \b
     Example:
@@ -39,11 +54,35 @@ def status(database_url: str | None, as_json: bool) -> None:
         stats = store.queue_stats(timedelta(minutes=1))
         schedules = store.schedule_states()
         nodes = store.list_nodes()
+        waiting = unserved(store.waiting_names(), nodes)
+    disagree = conflicts(nodes)
     if as_json:
-        print_json({"at": now, "queues": stats, "schedules": schedules, "nodes": nodes})
+        print_json(
+            {
+                "at": now,
+                "queues": stats,
+                "schedules": schedules,
+                "nodes": nodes,
+                "waiting_for_worker": [
+                    {"queue": w.queue, "name": w.name, "jobs": w.count, "since": w.since}
+                    for w in waiting
+                ],
+                "schedule_conflicts": disagree,
+            }
+        )
         return
     rows = [ScheduleInfo.from_state(s) for s in schedules]
-    Console().print(status_view([QueueRow(s) for s in stats], rows, nodes, now))
+    console = Console()
+    console.print(status_view([QueueRow(s) for s in stats], rows, nodes, now))
+    if waiting:
+        console.print()
+        console.print(waiting_table(waiting, nodes, now))
+    for conflict in disagree:
+        defined = "; ".join(f"{node}: {definition}" for node, definition in conflict.definitions)
+        console.print(
+            f"\n[bold yellow]{escape(conflict.schedule)}[/]: running nodes define it differently "
+            f"({escape(defined)}); the newest node's definition runs: {escape(conflict.winner)}"
+        )
 
 
 @click.command()
@@ -68,7 +107,7 @@ def status(database_url: str | None, as_json: bool) -> None:
 @click.option(
     "--queue",
     default=None,
-    help=f"Queue to put the job on (default: {DEFAULT_QUEUE!r}; not with --app).",
+    help="Queue to put the job on (default: the queue whose live nodes run NAME; not with --app).",
 )
 @click.option(
     "--max-attempts",
@@ -100,9 +139,11 @@ def enqueue(
 ) -> None:
     """Enqueue a job named NAME.
 
-    Without --app the job goes straight into the database, on --queue (default "default"),
-    so make sure a running app has a worker for NAME on that queue. With --app the app routes
-    the job to its worker's queue and refuses names it has no worker for.
+    Without --app the job goes straight into the database, on the queue where the running nodes
+    have a worker for NAME (they publish theirs in the node registry). A name no running node
+    has a worker for, or one that several queues run, is refused unless --queue names the queue.
+    With --app the app routes the job to its worker's queue and refuses names it has no worker
+    for.
 
     \b
     Examples:
@@ -127,13 +168,10 @@ def enqueue(
                 )
     request = JobRequest(name, payload, delay=delay, at=at, priority=priority)
     # The library's own checks, run before anything is opened: what they refuse is a usage
-    # error. With --app, bg.enqueue runs them again on the routed queue (they cannot differ).
+    # error. They run again on the routed queue (with --app, in bg.enqueue): same answer.
+    attempts = max_attempts or DEFAULT_MAX_ATTEMPTS
     try:
-        new = build_new_job(
-            request,
-            queue=queue or DEFAULT_QUEUE,
-            max_attempts=max_attempts or DEFAULT_MAX_ATTEMPTS,
-        )
+        build_new_job(request, queue=_ANY_QUEUE if queue is None else queue, max_attempts=attempts)
     except (ConfigError, PayloadError) as exc:
         raise CliUsageError(str(exc)) from exc
     if app_target is not None:
@@ -144,6 +182,19 @@ def enqueue(
             bg.store.close()
     else:
         with connected(database_url) as store:
+            nodes = store.list_nodes()
+            try:
+                routed = queue_for(name, queue, nodes)
+            except (ConfigError, UnknownWorkerError) as exc:
+                raise CliUsageError(str(exc)) from exc
+            serving = queues_running(nodes, name)
+            if serving and routed not in serving:
+                click.echo(
+                    f"warning: no live node runs {name} on queue {routed} (it runs on "
+                    f"{', '.join(serving)}); the job waits for one",
+                    err=True,
+                )
+            new = build_new_job(request, queue=routed, max_attempts=attempts)
             job = store.insert_jobs([new])[0]
             now = store.now()
     if as_json:

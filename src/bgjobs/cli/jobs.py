@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 
 import click
@@ -58,6 +59,8 @@ def list_jobs(
 ) -> None:
     """List jobs, newest first.
 
+    A due job that no running node has a worker for shows as waiting for a worker.
+
     \b
     Examples:
       bgjobs jobs list --state failed --limit 20
@@ -66,10 +69,18 @@ def list_jobs(
     where = JobFilter(state=JobState(state) if state else None, name=name, queue=queue, limit=limit)
     with connected(database_url) as store:
         found = store.list_jobs(where)
+        nodes = store.list_nodes()
+    no_worker = {
+        job.id
+        for job in found
+        if job.state is JobState.AVAILABLE and not any(n.runs(job.queue, job.name) for n in nodes)
+    }
     if as_json:
-        print_json([job_to_dict(job) for job in found])
+        print_json(
+            [job_to_dict(job) | {"waiting_for_worker": job.id in no_worker} for job in found]
+        )
     else:
-        Console().print(jobs_table(found))
+        Console().print(jobs_table(found, no_worker))
 
 
 @jobs.command()
@@ -185,14 +196,23 @@ def _state(job: Job) -> Text:
     return Text(job.state.value, style=STATE_STYLES.get(job.state.value, ""))
 
 
-def jobs_table(found: list[Job]) -> Table:
-    """id, name, queue, state, attempt, when, and the last error cut to the width left."""
+def _note(job: Job, no_worker: bool) -> Text | str:
+    """The last column: why a due job waits (no running node has its worker), or the last error."""
+    if no_worker:
+        return Text("waiting for a worker", style="yellow")
+    error = job.errors[-1] if job.errors else None
+    return Text(f"{error.type}: {error.message}", style="red") if error else ""
+
+
+def jobs_table(found: list[Job], no_worker: Collection[int] = ()) -> Table:
+    """id, name, queue, state, attempt, when, and the last error cut to the width left.
+    ``no_worker``: the ids of due jobs that no running node has a worker for (noted instead of
+    the error)."""
     table = new_table(expand=True)
     for column in ("id", "name", "queue", "state", "try", "at (UTC)"):
         table.add_column(column, justify="right" if column == "id" else "left", no_wrap=True)
     table.add_column("last error", overflow="ellipsis", no_wrap=True, ratio=1)
     for job in found:
-        error = job.errors[-1] if job.errors else None
         table.add_row(
             str(job.id),
             job.name,
@@ -200,7 +220,7 @@ def jobs_table(found: list[Job]) -> Table:
             _state(job),
             f"{job.attempt}/{job.max_attempts}",
             _when(job),
-            Text(f"{error.type}: {error.message}", style="red") if error else "",
+            _note(job, job.id in no_worker),
         )
     if not found:
         table.add_row("", Text("no jobs", style="dim"))

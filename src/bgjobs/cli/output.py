@@ -22,8 +22,10 @@ from bgjobs.events import (
     JobFailed,
     JobTimedOut,
     MaintenanceError,
+    NoLiveWorker,
     NoWorkerForJob,
     QueueError,
+    ScheduleConflict,
     StoreError,
     SupervisorRestarted,
     WakeupLost,
@@ -39,7 +41,7 @@ _ERRORS = (
     SupervisorRestarted,
     NoWorkerForJob,
 )
-_WARNINGS = (JobFailed, JobTimedOut, WakeupLost)
+_WARNINGS = (JobFailed, JobTimedOut, WakeupLost, NoLiveWorker, ScheduleConflict)
 
 
 def event_level(event: Event) -> str:

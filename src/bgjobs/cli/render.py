@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from bgjobs.adapters.base import NodeInfo, QueueStats
+from bgjobs.adapters.base import NodeInfo, QueueStats, WaitingName, describe_offers
 from bgjobs.runtime.app import ScheduleInfo
 
 OUTCOME_STYLES = {"succeeded": "green", "failed": "red", "discarded": "red", "cancelled": "yellow"}
@@ -166,9 +166,16 @@ def schedule_table(rows: Sequence[ScheduleInfo], now: datetime) -> Table:
     return table
 
 
+def _serves(node: NodeInfo) -> str:
+    """A node's queues, each with the workers it runs there: ``work (a, b), scheduled (tick)``."""
+    if not node.workers:
+        return ", ".join(node.queues) or "-"
+    return ", ".join(f"{queue} ({', '.join(names)})" for queue, names in node.workers.items())
+
+
 def node_table(nodes: Sequence[NodeInfo], now: datetime, this_node: str | None = None) -> Table:
     table = new_table("Nodes")
-    for name in ("node", "queues", "up", "heartbeat"):
+    for name in ("node", "queues (workers)", "up", "heartbeat"):
         table.add_column(name)
     for node in nodes:
         label = Text(node.id, style="bold")
@@ -176,13 +183,32 @@ def node_table(nodes: Sequence[NodeInfo], now: datetime, this_node: str | None =
             label.append(" (this)", style="green")
         table.add_row(
             label,
-            ", ".join(node.queues) or "-",
+            _serves(node),
             duration_text(max(now - node.started_at, timedelta(0))),
             relative(node.heartbeat_at, now),
         )
     if not nodes:
         table.add_row(Text("no node is running", style="dim"))
     return table
+
+
+def waiting_table(
+    waiting: Sequence[WaitingName], nodes: Sequence[NodeInfo], now: datetime
+) -> Group:
+    """Due jobs that no running node has a worker for, and what the nodes do run
+    (`bgjobs status`)."""
+    table = new_table("Waiting for a worker")
+    for name in ("queue", "name", "jobs", "due since"):
+        table.add_column(name, justify="right" if name == "jobs" else "left")
+    for row in waiting:
+        table.add_row(
+            Text(row.queue, style="bold cyan"),
+            Text(row.name, style="bold yellow"),
+            str(row.count),
+            when_cell(row.since, now),
+        )
+    offered = f"No running node has these workers. Running nodes have {describe_offers(nodes)}."
+    return Group(table, Text(offered, style="dim"))
 
 
 def event_table(events: Sequence[EventRow]) -> Table:

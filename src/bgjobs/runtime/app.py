@@ -100,6 +100,7 @@ class BgJobs:
                 node_timeout=spec.node_timeout,
                 shutdown_grace=spec.shutdown_grace,
                 retention=spec.retention,
+                unknown_worker_timeout=spec.unknown_worker_timeout,
             ),
             self._store,
             self.node_id,

@@ -20,7 +20,7 @@ from enum import StrEnum
 from types import FrameType
 from typing import Any
 
-from bgjobs.adapters.base import NodeInfo, Store, Wakeup
+from bgjobs.adapters.base import NodeInfo, Store, Wakeup, alive
 from bgjobs.builder import Retention
 from bgjobs.errors import RuntimeStateError
 from bgjobs.events import (
@@ -41,8 +41,10 @@ from bgjobs.runtime.maintenance import Maintenance, MaintenanceConfig
 from bgjobs.runtime.outcomes import OutcomeEvents
 from bgjobs.runtime.queue_runner import QueueRunner, RunnerContext
 from bgjobs.runtime.routing import Policies, Routes
+from bgjobs.runtime.schedule_conflicts import ScheduleConflicts
 from bgjobs.runtime.scheduled_jobs import ScheduledJobs
 from bgjobs.runtime.supervisor import Supervisor
+from bgjobs.runtime.unserved import UnservedJobs
 
 
 class State(StrEnum):
@@ -66,6 +68,7 @@ class LifecycleConfig:
     node_timeout: timedelta
     shutdown_grace: timedelta
     retention: Retention
+    unknown_worker_timeout: timedelta
 
 
 class Lifecycle:
@@ -92,6 +95,15 @@ class Lifecycle:
         self._clock = store_time.clock
         self._policies = Policies(
             routes, node_id, config.retention, schedules.next_run, store_time.now
+        )
+        self._conflicts = ScheduleConflicts(schedules.definitions(), self._emit, store_time.now)
+        self._unserved = UnservedJobs(
+            store,
+            frozenset(q.name for q in routes.queues),
+            config.unknown_worker_timeout,
+            self._emit,
+            store_time.now,
+            self._clock,
         )
         self._state = State.BUILT
         self._state_lock = threading.Lock()
@@ -149,6 +161,7 @@ class Lifecycle:
             ),
             self._emit,
             self._register_schedules,
+            self._watch_peers,
             self._notify_all,
             self._time.now,
             self._clock,
@@ -181,6 +194,7 @@ class Lifecycle:
             listening=self._dispatcher.listening,
             submit_completion=self._completer.submit,
             policy_for=self._policies,
+            claim_names=self._claim_names,
             async_loop=self._get_async_loop,
             now=self._time.now,
             clock=self._clock,
@@ -195,9 +209,28 @@ class Lifecycle:
         self._wakeup = self._store.start_wakeup(self._on_wake, self._on_channel)
 
     def _register_schedules(self, *, startup: bool = False) -> None:
-        self._schedules.register(startup=startup)
+        if self._schedules.specs:
+            # Fresh, so a schedule a newer node now defines differently is left to it.
+            self._conflicts.update(self._live_nodes())
+        self._schedules.register(startup=startup, skip=self._conflicts.deferred)
         if self._schedules.specs:
             self._notify_all()
+
+    # what the live nodes run ---------------------------------------------------------------------
+    def _live_nodes(self) -> list[NodeInfo]:
+        return alive(self._store.list_nodes(), self._time.now(), self._config.node_timeout)
+
+    def _watch_peers(self) -> None:
+        """Each heartbeat: schedule conflicts, then jobs that no live node can run."""
+        live = self._live_nodes()
+        deferred = self._conflicts.deferred
+        self._conflicts.update(live)
+        if self._conflicts.deferred != deferred:
+            self._notify_all()  # a runner may claim a schedule again, or stop claiming it
+        self._unserved.check(live)
+
+    def _claim_names(self, queue: str) -> tuple[str, ...]:
+        return self._routes.claimable(queue, self._conflicts.deferred)
 
     # stop --------------------------------------------------------------------------------------
     def stop(self, timeout: float | None) -> None:
@@ -305,6 +338,8 @@ class Lifecycle:
             started_at=self._started_at,
             heartbeat_at=self._time.now(),
             queues=tuple(self.runners),
+            workers=self._routes.offers(),
+            schedules=self._schedules.definitions(),
         )
 
     def _get_async_loop(self) -> AsyncLoop:

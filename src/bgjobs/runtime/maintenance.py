@@ -1,5 +1,6 @@
 """Periodic upkeep on every node: heartbeat and lease renewal, rescue of jobs whose node died,
-pruning of the archive, and re-registering schedules (so a cancelled pending run comes back).
+a look at what the live nodes run (schedule conflicts, jobs no node can run), pruning of the
+archive, and re-registering schedules (so a cancelled pending run comes back).
 
 Every step is safe when all nodes run it at once: each is one transaction whose conditions are
 re-checked inside it.
@@ -37,6 +38,7 @@ class Maintenance:
         config: MaintenanceConfig,
         emit: Callable[[Event], None],
         register_schedules: Callable[[], None],
+        watch_peers: Callable[[], None],
         on_rescued: Callable[[], None],
         now: Callable[[], datetime],
         clock: Clock,
@@ -48,6 +50,7 @@ class Maintenance:
         self._config = config
         self._emit = emit
         self._register_schedules = register_schedules
+        self._watch_peers = watch_peers
         self._on_rescued = on_rescued
         self._stop = threading.Event()
         self._last_prune = 0.0
@@ -74,6 +77,7 @@ class Maintenance:
     def _due_steps(self) -> Iterator[tuple[str, Callable[[], None]]]:
         yield "heartbeat", self.heartbeat
         yield "rescue", self.rescue
+        yield "peers", self._watch_peers
         now = self._clock.monotonic()
         if now - self._last_prune >= PRUNE_EVERY:
             self._last_prune = now

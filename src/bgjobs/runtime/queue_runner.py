@@ -51,6 +51,7 @@ class RunnerContext:
     listening: Callable[[str | None, str | None], bool]
     submit_completion: Callable[[Completion], None]
     policy_for: Callable[[Job, WorkerSpec | None], Policy]
+    claim_names: Callable[[str], tuple[str, ...]]  # queue -> the job names this node claims
     async_loop: Callable[[], AsyncLoop]
     now: Callable[[], datetime]  # the store's time, for events and job times
     clock: Clock  # deadlines and sleeps
@@ -109,6 +110,7 @@ class QueueRunner:
         free = self.spec.max_concurrent_jobs - len(self.running)
         if free <= 0:
             return self._until_deadline(poll)
+        names = self._ctx.claim_names(self.name)
         try:
             jobs = self._ctx.store.claim(
                 ClaimRequest(
@@ -117,9 +119,10 @@ class QueueRunner:
                     limit=free,
                     lease=self._ctx.lease,
                     blocking=self.spec.blocking,
+                    names=names,
                 )
             )
-            due = None if len(jobs) == free else self._ctx.store.next_due_at(self.name)
+            due = None if len(jobs) == free else self._ctx.store.next_due_at(self.name, names)
         except Exception as exc:
             self._errors += 1
             self._ctx.emit(QueueError(at=self._ctx.now(), queue=self.name, error=repr(exc)))

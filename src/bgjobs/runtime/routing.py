@@ -1,7 +1,10 @@
-"""Which worker and queue a job name goes to, and the policy its outcome is decided by.
+"""Which worker and queue a job name goes to, which names a node claims on each queue, and the
+policy an outcome is decided by.
 
 Built once from the specs. A job name maps to exactly one worker (``build()`` checked that);
-scheduled jobs without a queue of their own run in the dedicated scheduled lane.
+scheduled jobs without a queue of their own run in the dedicated scheduled lane. A node claims
+only the names it has workers for, so in a rolling deploy a job of a new kind waits for a node
+that runs it instead of being discarded by an old one.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class Routes:
         for scheduled in scheduled_jobs:
             queue = by_queue[scheduled.queue or scheduled_lane.name]
             self._routes[scheduled.name] = Route(scheduled.worker, queue, scheduled)
+        self._names_by_queue = {q.name: tuple(sorted(self.workers_of(q.name))) for q in self.queues}
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -63,6 +67,16 @@ class Routes:
         return {
             name: route.worker for name, route in self._routes.items() if route.queue.name == queue
         }
+
+    def offers(self) -> dict[str, tuple[str, ...]]:
+        """Per queue, the job names this deployment has workers for (what its nodes publish)."""
+        return dict(self._names_by_queue)
+
+    def claimable(self, queue: str, deferred: frozenset[str] = frozenset()) -> tuple[str, ...]:
+        """The names a claim on ``queue`` takes: this deployment's workers there, but for
+        ``deferred`` scheduled jobs (a newer node's definition of them wins)."""
+        names = self._names_by_queue.get(queue, ())
+        return tuple(n for n in names if n not in deferred) if deferred else names
 
     def queue_spec(self, name: str) -> QueueSpec:
         """The spec of queue ``name`` (defaults for a queue this deployment does not define)."""

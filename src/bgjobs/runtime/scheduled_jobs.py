@@ -80,12 +80,19 @@ class ScheduledJobs:
             )
         return out
 
-    def register(self, *, startup: bool = False) -> None:
+    def definitions(self) -> dict[str, str]:
+        """Each scheduled job's definition as registration stores it (what the node publishes)."""
+        return {spec.name: spec.schedule.describe() for spec in self.specs}
+
+    def register(self, *, startup: bool = False, skip: frozenset[str] = frozenset()) -> None:
         """Make sure each scheduled job has its one pending run (at start, and periodically so a
-        cancelled or deleted pending run comes back)."""
+        cancelled or deleted pending run comes back). ``skip``: schedules a newer node defines
+        differently; its registration stands."""
         now = self._now()
         served = self._queues_served_by_peers(now) if startup else set()
         for spec in self.specs:
+            if spec.name in skip:
+                continue
             queue = self._routes.queue_of(spec.name)
             registration = scheduling.registration(spec, queue, now)
             if not startup or queue in served:

@@ -21,6 +21,7 @@ from bgjobs.adapters.base import (
     JobFilter,
     NodeInfo,
     ScheduleState,
+    WaitingName,
 )
 from bgjobs.adapters.decisions import Rescued, keeps_record
 from bgjobs.adapters.postgres.queries import Queries
@@ -37,12 +38,13 @@ from bgjobs.adapters.rows import (
     Row,
     inserted_job,
     node_info,
+    offers_json,
     picker,
     scalar,
     schedule_state,
 )
 from bgjobs.adapters.rows import microseconds as us
-from bgjobs.job import Job, JobState, NewJob
+from bgjobs.job import Job, JobError, JobState, NewJob
 
 _inserted = picker(INSERTED_COLUMNS, "id", "created_at", "available_at", "now")
 
@@ -129,8 +131,9 @@ class PostgresExecutor:
     def claim_blocking(self, request: ClaimRequest) -> list[Job]:
         return [hot(row) for row in self._rows(self._q.claim_blocking, _claim_params(request))]
 
-    def next_due(self, queue: str) -> datetime | None:
-        return maybe_utc(scalar(self._one(self._q.next_due, {"queue": queue})))
+    def next_due(self, queue: str, names: Sequence[str] | None) -> datetime | None:
+        params = {"queue": queue, "names": _names(names)}
+        return maybe_utc(scalar(self._one(self._q.next_due, params)))
 
     def complete(self, completions: Sequence[Completion]) -> list[bool]:
         groups = _unique_runs(completions)
@@ -174,16 +177,16 @@ class PostgresExecutor:
 
     # nodes and rescue --------------------------------------------------------------------------
     def heartbeat(self, node: NodeInfo) -> None:
-        self._conn.execute(
-            self._q.heartbeat, (node.id, node.host, node.pid, node.started_at, list(node.queues))
-        )
+        offers = offers_json(node)
+        params = (node.id, node.host, node.pid, node.started_at, list(node.queues), offers)
+        self._conn.execute(self._q.heartbeat, params)
 
     def remove_node(self, node_id: str) -> None:
         self._conn.execute(self._q.remove_node, (node_id,))
 
     def list_nodes(self) -> list[NodeInfo]:
         rows = self._conn.execute(self._q.list_nodes).fetchall()
-        return [node_info(row, utc, tuple) for row in rows]
+        return [node_info(row, utc, tuple, _as_is) for row in rows]
 
     def expired(self) -> list[Job]:
         return [hot(row) for row in self._conn.execute(self._q.expired).fetchall()]
@@ -197,6 +200,14 @@ class PostgresExecutor:
 
     def forget_nodes(self, silent_for: timedelta) -> None:
         self._conn.execute(self._q.forget_nodes, (us(silent_for),))
+
+    def waiting_names(self) -> list[WaitingName]:
+        rows = self._conn.execute(self._q.waiting_names).fetchall()
+        return [WaitingName(queue, name, count, utc(since)) for queue, name, count, since in rows]
+
+    def discard_waiting(self, queue: str, name: str, error: JobError) -> list[Job]:
+        params = {"queue": queue, "name": name, "error": batch_json([error.to_dict()])}
+        return [archived(row) for row in self._conn.execute(self._q.discard_waiting, params)]
 
     # scheduled jobs ----------------------------------------------------------------------------
     def by_unique_key(self, unique_key: str) -> Job | None:
@@ -275,7 +286,17 @@ def _claim_params(request: ClaimRequest) -> dict[str, Any]:
         "lease_us": us(request.lease),
         "queue": request.queue,
         "limit": request.limit,
+        "names": _names(request.names),
     }
+
+
+def _names(names: Sequence[str] | None) -> list[str] | None:
+    return None if names is None else list(names)
+
+
+def _as_is(value: Any) -> Any:
+    """jsonb comes back parsed already."""
+    return value
 
 
 def _filter_params(where: JobFilter) -> dict[str, Any]:

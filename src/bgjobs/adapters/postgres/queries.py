@@ -29,6 +29,10 @@ def _prefixed(columns: str, alias: str) -> str:
 
 _CARRIED = rows.CARRIED_SELECT
 
+# The claimer's worker names, or NULL for any name. Checked on each row the claim index yields,
+# so the index still gives the claim order and no sort is needed.
+_CLAIMABLE = "(%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))"
+
 # Hot-table rows come back with now() appended (rows.HOT_ROW_COLUMNS): the state
 # (available/scheduled) is derived from it.
 _RETURN_HOT = f"RETURNING {_HOT_OUT}, now()"
@@ -81,8 +85,8 @@ SELECT {_prefixed(_HOT_OUT, "ins")}, now(), pg_notify(%(channel)s, ins.queue)::t
 ORDER BY ins.id
 """
 
-# Reserve up to %(limit)s due jobs. RETURNING has no order; the outer SELECT hands the jobs back
-# in claim order.
+# Reserve up to %(limit)s due jobs of the claimer's names. RETURNING has no order; the outer
+# SELECT hands the jobs back in claim order.
 # The claim commits asynchronously (set_config(..., true) lasts until this statement's own
 # commit): losing one in a server crash only makes its job claimable again, which at-least-once
 # allows, and the fenced completion of a lost claim is refused. WAL is sequential, so the next
@@ -94,6 +98,7 @@ WITH claimed AS (
     WHERE id IN (
         SELECT id FROM {{jobs}}
         WHERE queue = %(queue)s AND reserved_by IS NULL AND available_at <= now()
+          AND {_CLAIMABLE}
         ORDER BY priority, available_at, id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
@@ -105,14 +110,15 @@ ORDER BY priority, available_at, id
 """
 
 # Reserve the head of a blocking queue. Runs after LOCK on the queue, in a later statement (so a
-# later snapshot): the head by FIFO order, only when nothing of the queue is running anywhere.
+# later snapshot): the head by FIFO order, only when nothing of the queue is running anywhere and
+# only if it is one of the claimer's names.
 # (With nothing running, the head of the waiting rows is the head of the queue.)
 CLAIM_BLOCKING = f"""
 UPDATE {{jobs}} SET reserved_by = %(node)s, reserved_at = now(),
     lease_expires_at = now() + %(lease_us)s::bigint{_US}, attempt = attempt + 1
 WHERE id = (SELECT id FROM {{jobs}} WHERE queue = %(queue)s AND reserved_by IS NULL
             ORDER BY scheduled_at, id LIMIT 1)
-  AND available_at <= now()
+  AND available_at <= now() AND {_CLAIMABLE}
   AND NOT EXISTS (SELECT 1 FROM {{jobs}} WHERE queue = %(queue)s AND reserved_by IS NOT NULL)
 {_RETURN_HOT}
 """
@@ -122,18 +128,19 @@ LOCK = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))"
 # The database clock (in a transaction: the transaction's start).
 NOW = "SELECT now()"
 
-# The earliest due time among waiting jobs, by a loose scan of the claim index: the first entry
-# of each priority holds that priority's earliest time. One probe per distinct priority; the
-# index this saves would cost a write on every enqueue.
-NEXT_DUE = """
+# The earliest due time among waiting jobs of the claimer's names, by a loose scan of the claim
+# index: the first matching entry of each priority holds that priority's earliest time. One probe
+# per distinct priority; the index this saves would cost a write on every enqueue.
+NEXT_DUE = f"""
 WITH RECURSIVE firsts AS (
-    (SELECT priority, available_at FROM {jobs}
-     WHERE queue = %(queue)s AND reserved_by IS NULL
+    (SELECT priority, available_at FROM {{jobs}}
+     WHERE queue = %(queue)s AND reserved_by IS NULL AND {_CLAIMABLE}
      ORDER BY priority, available_at, id LIMIT 1)
     UNION ALL
     SELECT later.priority, later.available_at FROM firsts CROSS JOIN LATERAL (
-        SELECT priority, available_at FROM {jobs}
+        SELECT priority, available_at FROM {{jobs}}
         WHERE queue = %(queue)s AND reserved_by IS NULL AND priority > firsts.priority
+          AND {_CLAIMABLE}
         ORDER BY priority, available_at, id LIMIT 1
     ) AS later
 )
@@ -205,11 +212,12 @@ WITH rel AS (
 SELECT {_prefixed(_HOT_OUT, "rel")}, now(), pg_notify(%(channel)s, rel.queue)::text FROM rel
 """
 
-# Register or refresh a node.
+# Register or refresh a node and what it offers.
 HEARTBEAT = """
-INSERT INTO {nodes} (id, host, pid, started_at, heartbeat_at, queues)
-VALUES (%s, %s, %s, %s, now(), %s)
-ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), queues = EXCLUDED.queues
+INSERT INTO {nodes} (id, host, pid, started_at, heartbeat_at, queues, offers)
+VALUES (%s, %s, %s, %s, now(), %s, %s::jsonb)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), queues = EXCLUDED.queues,
+    offers = EXCLUDED.offers
 """
 # Forget a node that stopped cleanly.
 REMOVE_NODE = "DELETE FROM {nodes} WHERE id = %s"
@@ -247,6 +255,34 @@ ON CONFLICT (id) DO NOTHING
 """
 # Forget nodes silent for longer than the given number of microseconds.
 FORGET_NODES = f"DELETE FROM {{nodes}} WHERE heartbeat_at < now() - %s::bigint{_US}"
+# Due, unclaimed jobs per (queue, name): (queue, name, count, earliest due time). Reads every
+# waiting row, so it runs at most once a minute per node (and for `bgjobs status`).
+WAITING_NAMES = """
+SELECT queue, name, count(*), min(available_at) FROM {jobs}
+WHERE reserved_by IS NULL AND available_at <= now()
+GROUP BY queue, name ORDER BY queue, name
+"""
+# Due, unclaimed jobs of one (queue, name) to the archive as discarded, the error (a one-element
+# batch) appended with its attempt set to each job's; the archived rows come back. A row a claim
+# holds is skipped.
+DISCARD_WAITING = f"""
+WITH gone AS (
+    DELETE FROM {{jobs}}
+    WHERE id IN (SELECT id FROM {{jobs}}
+                 WHERE queue = %(queue)s AND reserved_by IS NULL AND available_at <= now()
+                   AND name = %(name)s
+                 FOR UPDATE SKIP LOCKED)
+    RETURNING {_HOT}
+)
+INSERT INTO {{archive}} ({_ARCHIVE})
+SELECT {_CARRIED},
+       errors || jsonb_build_array(
+           jsonb_set(%(error)s::jsonb -> 0, '{{{{attempt}}}}', to_jsonb(attempt))),
+       'discarded', now()
+FROM gone
+ON CONFLICT (id) DO NOTHING
+RETURNING {_ARCHIVE_OUT}
+"""
 
 # The definition a schedule was last registered with.
 SCHEDULE_DEFINITION = "SELECT definition FROM {schedules} WHERE name = %s"
@@ -383,6 +419,8 @@ class Queries:
         self.rescue_release = render(RESCUE_RELEASE)
         self.rescue_fail = render(RESCUE_FAIL)
         self.forget_nodes = render(FORGET_NODES)
+        self.waiting_names = render(WAITING_NAMES)
+        self.discard_waiting = render(DISCARD_WAITING)
         self.schedule_definition = render(SCHEDULE_DEFINITION)
         self.schedule_upsert = render(SCHEDULE_UPSERT)
         self.by_unique_key = render(BY_UNIQUE_KEY)

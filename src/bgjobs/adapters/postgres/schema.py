@@ -97,6 +97,10 @@ MIGRATIONS: dict[int, list[str]] = {
             last_outcome text
         )""",
     ],
+    2: [],
+    # What each node publishes it runs (rolling deploys): {"workers": {queue: [name, ...]},
+    # "schedules": {name: definition}}.
+    3: ["ALTER TABLE {nodes} ADD COLUMN offers jsonb NOT NULL DEFAULT '{{}}'"],
 }
 
 

@@ -20,6 +20,7 @@ from bgjobs.adapters.base import (
     NodeInfo,
     Outcome,
     ScheduleState,
+    WaitingName,
 )
 from bgjobs.adapters.decisions import Rescued, final_state, keeps_record
 from bgjobs.adapters.rows import (
@@ -28,6 +29,7 @@ from bgjobs.adapters.rows import (
     inserted_job,
     microseconds,
     node_info,
+    offers_json,
     picker,
     scalar,
     schedule_state,
@@ -113,13 +115,15 @@ class SQLiteExecutor:
             "queue": request.queue,
             "lease": now_us + microseconds(request.lease),
             "limit": request.limit,
+            "names": _names(request.names),
         }
         jobs = [hot(row, now) for row in self._rows(sql, params)]
         jobs.sort(key=_claim_order)
         return jobs
 
-    def next_due(self, queue: str) -> datetime | None:
-        due = scalar(self._cur.execute(q.NEXT_DUE, {"queue": queue}).fetchone())
+    def next_due(self, queue: str, names: Sequence[str] | None) -> datetime | None:
+        params = {"queue": queue, "names": _names(names)}
+        due = scalar(self._cur.execute(q.NEXT_DUE, params).fetchone())
         return None if due is None else from_us(due)
 
     def complete(self, completions: Sequence[Completion]) -> list[bool]:
@@ -192,6 +196,7 @@ class SQLiteExecutor:
                 to_us(node.started_at),
                 self._now_us,
                 json.dumps(list(node.queues)),
+                offers_json(node),
             ),
         )
 
@@ -200,7 +205,7 @@ class SQLiteExecutor:
 
     def list_nodes(self) -> list[NodeInfo]:
         # Queue names are a JSON array: SQLite has no array type.
-        return [node_info(row, from_us, json.loads) for row in self._rows(q.LIST_NODES)]
+        return [node_info(row, from_us, json.loads, json.loads) for row in self._rows(q.LIST_NODES)]
 
     def expired(self) -> list[Job]:
         return [hot(row, self._now) for row in self._rows(q.EXPIRED, {"now": self._now_us})]
@@ -215,6 +220,17 @@ class SQLiteExecutor:
 
     def forget_nodes(self, silent_for: timedelta) -> None:
         self._cur.execute(q.FORGET_NODES, {"before": self._now_us - microseconds(silent_for)})
+
+    def waiting_names(self) -> list[WaitingName]:
+        rows = self._rows(q.WAITING_NAMES, {"now": self._now_us})
+        return [WaitingName(queue, name, n, from_us(since)) for queue, name, n, since in rows]
+
+    def discard_waiting(self, queue: str, name: str, error: JobError) -> list[Job]:
+        params = {"queue": queue, "name": name, "error": _error_json(error), "now": self._now_us}
+        jobs = [archived(row) for row in self._rows(q.DISCARD_WAITING, params)]
+        if jobs:
+            self._cur.execute(q.DELETE_DISCARDED, {"ids": json.dumps([job.id for job in jobs])})
+        return jobs
 
     # scheduled jobs ----------------------------------------------------------------------------
     def by_unique_key(self, unique_key: str) -> Job | None:
@@ -300,6 +316,10 @@ class SQLiteExecutor:
     def prune_slice(self, cutoff: datetime, states: Sequence[str], limit: int) -> int:
         params = {"cutoff": to_us(cutoff), "states": json.dumps(list(states)), "limit": limit}
         return self._count(q.PRUNE_SLICE, params)
+
+
+def _names(names: Sequence[str] | None) -> str | None:
+    return None if names is None else json.dumps(list(names))
 
 
 def _error_json(error: JobError) -> str:

@@ -21,6 +21,9 @@ _IDS = "(SELECT value FROM json_each(:ids))"
 # The fields of one element of a :rows JSON array (json_extract: ->> needs SQLite 3.38).
 _ROW_ID = "json_extract(r.value, '$.id')"
 _ROW_ERROR = "json(json_extract(r.value, '$.error'))"
+# The claimer's worker names (a JSON array), or NULL for any name. Checked on each row the claim
+# index yields, so the index still gives the claim order and no sort is needed.
+_CLAIMABLE = "(:names IS NULL OR name IN (SELECT value FROM json_each(:names)))"
 
 # producing -------------------------------------------------------------------------------------
 # One job; a taken unique key skips it (no row), and the id is the cursor's lastrowid. With no
@@ -36,25 +39,29 @@ _RESERVE = (
     "UPDATE bgjobs_jobs SET reserved_by = :node, reserved_at = :now, lease_expires_at = :lease,"
     " attempt = attempt + 1"
 )
-# Reserve up to :limit due jobs in claim order (the caller sorts them: RETURNING has no order).
+# Reserve up to :limit due jobs of the claimer's :names in claim order (the caller sorts them:
+# RETURNING has no order).
 # INDEXED BY: without statistics the planner may pick the due-time index and sort every due row
 # on each claim, which makes a large backlog quadratic.
 CLAIM = f"""{_RESERVE}
 WHERE id IN (SELECT id FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
              WHERE queue = :queue AND reserved_by IS NULL AND available_at <= :now
+               AND {_CLAIMABLE}
              ORDER BY priority, available_at, id LIMIT :limit)
 RETURNING {_HOT}"""
 # Reserve the head of a blocking queue (FIFO by scheduled time), only while nothing of the queue
-# runs anywhere; a failed head keeps blocking until it is done.
+# runs anywhere and only if it is one of the claimer's :names; a failed head keeps blocking until
+# it is done.
 CLAIM_BLOCKING = f"""{_RESERVE}
 WHERE id = (SELECT id FROM bgjobs_jobs WHERE queue = :queue ORDER BY scheduled_at, id LIMIT 1)
-  AND reserved_by IS NULL AND available_at <= :now
+  AND reserved_by IS NULL AND available_at <= :now AND {_CLAIMABLE}
   AND NOT EXISTS (SELECT 1 FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases
                   WHERE queue = :queue AND reserved_by IS NOT NULL)
 RETURNING {_HOT}"""
-# The earliest due time of a queue's waiting jobs: a loose scan of the claim index (one seek per
-# distinct priority) instead of a second index on (queue, available_at) that every insert pays.
-NEXT_DUE = """
+# The earliest due time of a queue's waiting jobs of the claimer's :names: a loose scan of the
+# claim index (one seek per distinct priority) instead of a second index on (queue, available_at)
+# that every insert pays.
+NEXT_DUE = f"""
 WITH RECURSIVE priorities(priority) AS (
     SELECT (SELECT min(priority) FROM bgjobs_jobs
             WHERE queue = :queue AND reserved_by IS NULL)
@@ -63,8 +70,10 @@ WITH RECURSIVE priorities(priority) AS (
             WHERE queue = :queue AND reserved_by IS NULL AND priority > p.priority)
     FROM priorities p WHERE p.priority IS NOT NULL
 )
-SELECT min((SELECT min(available_at) FROM bgjobs_jobs
-            WHERE queue = :queue AND reserved_by IS NULL AND priority = p.priority))
+SELECT min((SELECT available_at FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
+            WHERE queue = :queue AND reserved_by IS NULL AND priority = p.priority
+              AND {_CLAIMABLE}
+            ORDER BY available_at LIMIT 1))
 FROM priorities p WHERE p.priority IS NOT NULL
 """
 # A retried or snoozed job back to its queue, fenced on (id, node, attempt); a snooze gives the
@@ -112,10 +121,12 @@ WHERE reserved_by = :node AND id IN {_IDS}
 RETURNING {_HOT}"""
 
 # nodes and rescue ------------------------------------------------------------------------------
-# Register or refresh a node.
+# Register or refresh a node and what it offers.
 HEARTBEAT = """
-INSERT INTO bgjobs_nodes (id, host, pid, started_at, heartbeat_at, queues) VALUES (?,?,?,?,?,?)
-ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, queues = excluded.queues
+INSERT INTO bgjobs_nodes (id, host, pid, started_at, heartbeat_at, queues, offers)
+VALUES (?,?,?,?,?,?,?)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, queues = excluded.queues,
+    offers = excluded.offers
 """
 # Forget a node that stopped cleanly.
 REMOVE_NODE = "DELETE FROM bgjobs_nodes WHERE id = ?"
@@ -144,6 +155,24 @@ FROM json_each(:rows) AS r JOIN bgjobs_jobs j ON j.id = {_ROW_ID}
 DELETE_RESCUED = f"DELETE FROM bgjobs_jobs WHERE id IN (SELECT {_ROW_ID} FROM json_each(:rows) r)"
 # Forget nodes silent since :before.
 FORGET_NODES = "DELETE FROM bgjobs_nodes WHERE heartbeat_at < :before"
+# Due, unclaimed jobs per (queue, name): (queue, name, count, earliest due time). Reads every
+# waiting row, so it runs at most once a minute per node (and for `bgjobs status`).
+WAITING_NAMES = """
+SELECT queue, name, count(*), min(available_at) FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
+WHERE reserved_by IS NULL AND available_at <= :now
+GROUP BY queue, name ORDER BY queue, name
+"""
+# Due, unclaimed jobs of one (queue, name) to the archive as discarded with :error appended (its
+# attempt set to each job's); then DELETE_DISCARDED (Postgres does both in one statement).
+DISCARD_WAITING = f"""
+INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})
+SELECT {_CARRIED}, json_insert(errors, '$[#]', json_set(json(:error), '$.attempt', attempt)),
+       'discarded', :now
+FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
+WHERE queue = :queue AND reserved_by IS NULL AND available_at <= :now AND name = :name
+RETURNING {_ARCHIVE}"""
+# Remove the jobs DISCARD_WAITING archived.
+DELETE_DISCARDED = f"DELETE FROM bgjobs_jobs WHERE id IN {_IDS}"
 
 # scheduled jobs --------------------------------------------------------------------------------
 # The definition a schedule was last registered with.

@@ -76,6 +76,10 @@ MIGRATIONS: dict[int, list[str]] = {
             last_outcome TEXT
         )""",
     ],
+    2: [],
+    # What each node publishes it runs (rolling deploys): {"workers": {queue: [name, ...]},
+    # "schedules": {name: definition}}.
+    3: ["ALTER TABLE bgjobs_nodes ADD COLUMN offers TEXT NOT NULL DEFAULT '{}'"],
 }
 
 VERSION_TABLE = "bgjobs_schema"
