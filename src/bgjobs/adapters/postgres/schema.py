@@ -19,6 +19,8 @@ TABLES = {
     "archive": "bgjobs_archive",
     "nodes": "bgjobs_nodes",
     "schedules": "bgjobs_schedules",
+    "history": "bgjobs_schedule_history",
+    "node_schedules": "bgjobs_node_schedules",
     "version": "bgjobs_schema",
 }
 
@@ -95,6 +97,44 @@ MIGRATIONS: dict[int, list[str]] = {
             last_due_at timestamptz,
             last_finished_at timestamptz,
             last_outcome text
+        )""",
+    ],
+    # Numbers 2-4 belong to other changes merged separately; empty here so the loop runs.
+    2: [],
+    3: [],
+    4: [],
+    # Schedules you can operate: a history of every due time, pause, the run slot that keeps
+    # runs of one schedule from overlapping, and which live node defines which schedule.
+    5: [
+        """ALTER TABLE {schedules}
+            ADD COLUMN max_attempts integer NOT NULL DEFAULT 1,
+            ADD COLUMN last_started_at timestamptz,
+            ADD COLUMN running_job bigint,
+            ADD COLUMN paused_at timestamptz,
+            ADD COLUMN paused_until timestamptz,
+            ADD COLUMN removed_at timestamptz""",
+        """CREATE TABLE {history} (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            schedule text NOT NULL,
+            outcome text NOT NULL,
+            due_at timestamptz NOT NULL,
+            last_due_at timestamptz,
+            occurrences bigint,
+            job_id bigint,
+            node text,
+            started_at timestamptz,
+            result text,
+            manual boolean NOT NULL DEFAULT false,
+            recorded_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        # A schedule's newest entries; and prune by age.
+        "CREATE INDEX bgjobs_schedule_history_schedule ON {history} (schedule, id)",
+        "CREATE INDEX bgjobs_schedule_history_recorded ON {history} (recorded_at)",
+        """CREATE TABLE {node_schedules} (
+            schedule text NOT NULL,
+            node_id text NOT NULL,
+            published_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (schedule, node_id)
         )""",
     ],
 }
