@@ -42,7 +42,7 @@ def status(database_url: str | None, as_json: bool) -> None:
     if as_json:
         print_json({"at": now, "queues": stats, "schedules": schedules, "nodes": nodes})
         return
-    rows = [ScheduleInfo.from_state(s) for s in schedules]
+    rows = [ScheduleInfo.from_state(s, now) for s in schedules]
     Console().print(status_view([QueueRow(s) for s in stats], rows, nodes, now))
 
 
