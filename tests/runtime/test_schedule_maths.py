@@ -176,3 +176,16 @@ def test_spans_count_intervals_exactly_and_leave_huge_cron_spans_uncounted() -> 
     assert small == scheduling.Span(s(1), s(5), 5)
     huge = scheduling.span(every_second, T0, T0 + timedelta(days=1))
     assert huge == scheduling.Span(s(1), T0 + timedelta(days=1), None)
+
+
+def test_registration_records_due_times_missed_while_the_schedule_was_removed() -> None:
+    registration = scheduling.registration(spec_every(10), "scheduled", s(45))
+    assert registration.removed_records is not None
+    [record] = registration.removed_records(s(10))
+    assert (record.outcome, record.due_at, record.last_due_at, record.occurrences) == (
+        Occurrence.REMOVED,
+        s(20),
+        s(40),
+        3,
+    )
+    assert registration.removed_records(s(40)) == ()

@@ -99,13 +99,22 @@ def schedule_run(
     return ScheduleRun(keep=pending)
 
 
-def run_gate(paused: bool, busy: bool, *, regular: bool) -> RunGate:
+@dataclass(frozen=True)
+class GateFacts:
+    """What a schedule's gate decides on: is it paused, and is another run holding its run slot
+    (``busy``: reserved by a node right now)."""
+
+    paused: bool
+    busy: bool
+
+
+def run_gate(facts: GateFacts, *, regular: bool) -> RunGate:
     """Whether a claimed run of a schedule may start: a regular run not while the schedule is
     paused (a run-now run was asked for explicitly), and no run while another of its runs is
-    going (``busy``)."""
-    if paused and regular:
+    going. (SCHEDULE_START applies the same rule as the fence of its one statement.)"""
+    if facts.paused and regular:
         return RunGate.PAUSED
-    return RunGate.BUSY if busy else RunGate.RUN
+    return RunGate.BUSY if facts.busy else RunGate.RUN
 
 
 def ran_record(completion: Completion, state: JobState) -> ScheduleRecord:

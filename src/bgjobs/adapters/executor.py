@@ -22,7 +22,7 @@ from bgjobs.adapters.base import (
     ScheduleRecord,
     ScheduleState,
 )
-from bgjobs.adapters.decisions import Rescued
+from bgjobs.adapters.decisions import GateFacts, Rescued
 from bgjobs.job import Job, JobState, NewJob
 
 
@@ -103,12 +103,12 @@ class Executor(Protocol):
     def schedule_history(self, name: str, limit: int) -> list[ScheduleRecord]:
         """Newest first."""
 
-    def schedule_gate(self, name: str, job_id: int) -> tuple[bool, bool] | None:
-        """(paused now, busy: a run other than ``job_id`` holds the run slot and is reserved);
-        None when the schedule is not registered."""
+    def schedule_start(self, name: str, job_id: int, *, regular: bool) -> bool:
+        """Run ``job_id`` takes the schedule's run slot if no other run holds it (reserved) and,
+        when ``regular``, the schedule is not paused; whether it did."""
 
-    def schedule_start(self, name: str, job_id: int) -> None:
-        """``job_id`` takes the schedule's run slot."""
+    def schedule_gate(self, name: str, job_id: int) -> GateFacts | None:
+        """What the gate of run ``job_id`` decides on; None when the schedule is not registered."""
 
     def schedule_pause(self, name: str, paused_at: datetime, until: datetime | None) -> None: ...
 

@@ -35,6 +35,7 @@ from bgjobs.adapters.executor import Executor
 from bgjobs.job import Job, JobState, NewJob
 
 PRUNE_SLICE = 5000  # archived jobs per prune transaction, so a huge prune never blocks for long
+_GATE_ATTEMPTS = 5  # a run's gate tries again when the slot was freed in between
 
 
 class SharedStore(ABC):
@@ -200,18 +201,21 @@ class SharedStore(ABC):
     def begin_scheduled_run(self, job: Job) -> RunGate:
         name = job.schedule
         assert name is not None, "only scheduled runs pass the gate"
-        with self._transaction() as tx:
-            # Two nodes starting runs of one schedule at once take turns: each sees the other's
-            # run slot.
-            tx.lock(f"schedule:{name}")
-            facts = tx.schedule_gate(name, job.id)
+        regular = is_regular_run(job)
+        # Taking the slot is one statement, on the way to every scheduled handler; only a
+        # refusal reads why. A slot freed between the two is taken on the next round.
+        for _ in range(_GATE_ATTEMPTS):
+            with self._writing() as tx:
+                if tx.schedule_start(name, job.id, regular=regular):
+                    return RunGate.RUN
+            with self._reading() as tx:
+                facts = tx.schedule_gate(name, job.id)
             if facts is None:
                 return RunGate.RUN  # never registered: nothing to respect
-            paused, busy = facts
-            gate = decisions.run_gate(paused, busy, regular=is_regular_run(job))
-            if gate is RunGate.RUN:
-                tx.schedule_start(name, job.id)
-            return gate
+            gate = decisions.run_gate(facts, regular=regular)
+            if gate is not RunGate.RUN:
+                return gate
+        return RunGate.BUSY
 
     def schedule_history(self, name: str, limit: int) -> list[ScheduleRecord]:
         with self._reading() as tx:

@@ -178,9 +178,11 @@ class ScheduledJobs:
     # runs ------------------------------------------------------------------------------------
     def follow_up(self, job: Job) -> scheduling.FollowUp:
         """What the completion of ``job`` writes for its schedule (nothing for other jobs)."""
+        if job.schedule is None:
+            return scheduling.NO_FOLLOW_UP
         route = self._routes.get(job.name)
-        if job.schedule is None or route is None or route.scheduled is None:
-            return scheduling.FollowUp()
+        if route is None or route.scheduled is None:
+            return scheduling.NO_FOLLOW_UP
         return scheduling.after_run(route.scheduled, route.queue.name, job, self._now())
 
     def gate(self, job: Job) -> Completion | None:

@@ -178,11 +178,14 @@ class FollowUp:
     history: tuple[ScheduleRecord, ...] = ()
 
 
+NO_FOLLOW_UP = FollowUp()  # most jobs: shared, so the completion of a plain job allocates nothing
+
+
 def after_run(spec: ScheduledJobSpec, queue: str, job: Job, now: datetime) -> FollowUp:
     """The follow-up of a run of ``spec`` that ended at ``now``. The next run is computed from
     the run's due time, never from when it ended, so runs do not drift."""
     if not is_regular_run(job):
-        return FollowUp()  # a run-now run leaves the grid alone
+        return NO_FOLLOW_UP  # a run-now run leaves the grid alone
     due = job.scheduled_at
     started = max(job.reserved_at or due, due)
     ended = max(now, started)
@@ -220,7 +223,7 @@ def after_skip(
     run still going): the due times that passed since are skipped alike, and the schedule waits
     for its next one."""
     if not is_regular_run(job):
-        return FollowUp()
+        return NO_FOLLOW_UP
     passed = span(spec.schedule, job.scheduled_at, now)
     records = () if passed is None else (passed.record(spec.name, outcome),)
     return FollowUp(run_at(spec, queue, spec.schedule.next_after(now)), records)

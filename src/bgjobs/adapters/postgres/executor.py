@@ -26,7 +26,7 @@ from bgjobs.adapters.base import (
     schedule_key,
     schedule_paused,
 )
-from bgjobs.adapters.decisions import Rescued, keeps_record
+from bgjobs.adapters.decisions import GateFacts, Rescued, keeps_record
 from bgjobs.adapters.postgres.queries import Queries
 from bgjobs.adapters.postgres.rows import (
     INSERTED_COLUMNS,
@@ -246,15 +246,16 @@ class PostgresExecutor:
         ).fetchall()
         return [schedule_record(row, utc) for row in rows]
 
-    def schedule_gate(self, name: str, job_id: int) -> tuple[bool, bool] | None:
+    def schedule_gate(self, name: str, job_id: int) -> GateFacts | None:
         row = self._one(self._q.schedule_gate, {"name": name, "job_id": job_id})
         if row is None:
             return None
         paused_at, until, busy, now = row
-        return schedule_paused(paused_at, until, now), bool(busy)
+        return GateFacts(schedule_paused(paused_at, until, now), bool(busy))
 
-    def schedule_start(self, name: str, job_id: int) -> None:
-        self._conn.execute(self._q.schedule_start, {"name": name, "job_id": job_id})
+    def schedule_start(self, name: str, job_id: int, *, regular: bool) -> bool:
+        params = {"name": name, "job_id": job_id, "regular": regular}
+        return self._count(self._q.schedule_start, params) == 1
 
     def schedule_pause(self, name: str, paused_at: datetime, until: datetime | None) -> None:
         params = {"name": name, "paused_at": paused_at, "until": until}

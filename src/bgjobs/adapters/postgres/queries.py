@@ -285,17 +285,23 @@ SCHEDULE_HISTORY = f"""
 SELECT {rows.HISTORY_SELECT} FROM {{history}} WHERE schedule = %(name)s
 ORDER BY id DESC LIMIT %(limit)s
 """
-# Before a run starts: the schedule's pause, and whether another run holds its run slot (is
-# reserved by a node right now); and the database clock.
-SCHEDULE_GATE = """
-SELECT s.paused_at, s.paused_until,
-       EXISTS (SELECT 1 FROM {jobs} j WHERE j.id = s.running_job AND j.id <> %(job_id)s
-               AND j.reserved_by IS NOT NULL),
-       now()
-FROM {schedules} s WHERE s.name = %(name)s
+# Whether another run (than the given one) holds the schedule's run slot and is reserved now.
+_SLOT_BUSY = """EXISTS (SELECT 1 FROM {jobs} j WHERE j.id = running_job AND j.id <> %(job_id)s
+                      AND j.reserved_by IS NOT NULL)"""
+# A run takes its schedule's run slot if the slot is free and, for a regular run, the schedule
+# is not paused: one round trip on the way to every scheduled handler. The row lock makes two
+# runs taking it at once go one after the other. No row changed: SCHEDULE_GATE tells why.
+SCHEDULE_START = f"""
+UPDATE {{schedules}} SET running_job = %(job_id)s
+WHERE name = %(name)s AND NOT {_SLOT_BUSY}
+  AND NOT (%(regular)s AND paused_at IS NOT NULL
+           AND (paused_until IS NULL OR paused_until > now()))
 """
-# A run took the schedule's run slot.
-SCHEDULE_START = "UPDATE {schedules} SET running_job = %(job_id)s WHERE name = %(name)s"
+# What a run's gate decides on: the schedule's pause, whether its run slot is busy, and the
+# database clock.
+SCHEDULE_GATE = f"""
+SELECT paused_at, paused_until, {_SLOT_BUSY}, now() FROM {{schedules}} WHERE name = %(name)s
+"""
 # Pause a schedule (until a time, or until resumed).
 SCHEDULE_PAUSE = """
 UPDATE {schedules} SET paused_at = %(paused_at)s, paused_until = %(until)s WHERE name = %(name)s

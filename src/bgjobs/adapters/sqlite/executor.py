@@ -25,7 +25,7 @@ from bgjobs.adapters.base import (
     schedule_key,
     schedule_paused,
 )
-from bgjobs.adapters.decisions import Rescued, final_state, keeps_record
+from bgjobs.adapters.decisions import GateFacts, Rescued, final_state, keeps_record
 from bgjobs.adapters.rows import (
     CARRIED_COLUMNS,
     HOT_COLUMNS,
@@ -264,7 +264,7 @@ class SQLiteExecutor:
         rows = self._rows(q.SCHEDULE_HISTORY, {"name": name, "limit": limit})
         return [schedule_record(row, from_us) for row in rows]
 
-    def schedule_gate(self, name: str, job_id: int) -> tuple[bool, bool] | None:
+    def schedule_gate(self, name: str, job_id: int) -> GateFacts | None:
         row = self._cur.execute(q.SCHEDULE_GATE, {"name": name, "job_id": job_id}).fetchone()
         if row is None:
             return None
@@ -274,10 +274,11 @@ class SQLiteExecutor:
             None if until is None else from_us(until),
             self._now,
         )
-        return paused, bool(busy)
+        return GateFacts(paused, bool(busy))
 
-    def schedule_start(self, name: str, job_id: int) -> None:
-        self._cur.execute(q.SCHEDULE_START, {"name": name, "job_id": job_id})
+    def schedule_start(self, name: str, job_id: int, *, regular: bool) -> bool:
+        params = {"name": name, "job_id": job_id, "regular": regular, "now": self._now_us}
+        return self._count(q.SCHEDULE_START, params) == 1
 
     def schedule_pause(self, name: str, paused_at: datetime, until: datetime | None) -> None:
         params = {

@@ -177,15 +177,18 @@ SCHEDULE_RECORD = (
 SCHEDULE_HISTORY = f"""
 SELECT {rows.HISTORY_SELECT} FROM bgjobs_schedule_history WHERE schedule = :name
 ORDER BY id DESC LIMIT :limit"""
-# Before a run starts: the schedule's pause, and whether another run holds its run slot (is
-# reserved by a node right now).
-SCHEDULE_GATE = """
-SELECT s.paused_at, s.paused_until,
-       EXISTS (SELECT 1 FROM bgjobs_jobs j WHERE j.id = s.running_job AND j.id <> :job_id
-               AND j.reserved_by IS NOT NULL)
-FROM bgjobs_schedules s WHERE s.name = :name"""
-# A run took the schedule's run slot.
-SCHEDULE_START = "UPDATE bgjobs_schedules SET running_job = :job_id WHERE name = :name"
+# Whether another run (than :job_id) holds the schedule's run slot and is reserved right now.
+_SLOT_BUSY = """EXISTS (SELECT 1 FROM bgjobs_jobs j WHERE j.id = running_job AND j.id <> :job_id
+                      AND j.reserved_by IS NOT NULL)"""
+# A run takes its schedule's run slot if the slot is free and, for a regular run (:regular),
+# the schedule is not paused. No row changed: SCHEDULE_GATE tells why.
+SCHEDULE_START = f"""
+UPDATE bgjobs_schedules SET running_job = :job_id
+WHERE name = :name AND NOT {_SLOT_BUSY}
+  AND NOT (:regular AND paused_at IS NOT NULL AND (paused_until IS NULL OR paused_until > :now))"""
+# What a run's gate decides on: the schedule's pause, and whether its run slot is busy.
+SCHEDULE_GATE = f"""
+SELECT paused_at, paused_until, {_SLOT_BUSY} FROM bgjobs_schedules WHERE name = :name"""
 # Pause a schedule (until :until, or until resumed).
 SCHEDULE_PAUSE = (
     "UPDATE bgjobs_schedules SET paused_at = :paused_at, paused_until = :until WHERE name = :name"
