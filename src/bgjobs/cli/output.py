@@ -24,6 +24,7 @@ from bgjobs.events import (
     MaintenanceError,
     NoWorkerForJob,
     QueueError,
+    ScheduleRemoved,
     StoreError,
     SupervisorRestarted,
     WakeupLost,
@@ -39,7 +40,7 @@ _ERRORS = (
     SupervisorRestarted,
     NoWorkerForJob,
 )
-_WARNINGS = (JobFailed, JobTimedOut, WakeupLost)
+_WARNINGS = (JobFailed, JobTimedOut, WakeupLost, ScheduleRemoved)
 
 
 def event_level(event: Event) -> str:
