@@ -63,8 +63,8 @@ def test_two_nodes_never_overlap_a_run_longer_than_its_interval(
     database_url: str, overlap: str
 ) -> None:
     schedule_node.setup(database_url)
-    with nodes(database_url, 2, "--sleep", "1.6", "--overlap", overlap):
-        wait_until(lambda: len(schedule_node.runs(database_url)) >= 4, 90, "four runs")
+    with nodes(database_url, 2, "--sleep", "1.3", "--overlap", overlap):
+        wait_until(lambda: len(schedule_node.runs(database_url)) >= 3, 90, "three runs")
     runs = schedule_node.runs(database_url)
     for (_, _, _, end, a), (_, _, start, _, b) in pairwise(runs):
         assert start >= end, f"runs overlapped (nodes {a} and {b}): {runs}"

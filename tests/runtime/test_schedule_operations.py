@@ -22,7 +22,7 @@ from bgjobs.events import (
     ScheduleRemoved,
     ScheduleResumed,
 )
-from bgjobs.runtime import maintenance
+from bgjobs.runtime import maintenance, scheduled_jobs
 
 SECOND = timedelta(seconds=1)
 
@@ -224,6 +224,7 @@ def test_a_schedule_removed_from_the_code_is_retired_never_discarded(
     """Version 1 defines "keep" and "gone"; version 2 only "keep". While a version-1 node
     lives, "gone" keeps running there; once none does, its waiting run is removed."""
     monkeypatch.setattr(maintenance, "REGISTER_EVERY", 0.3)
+    monkeypatch.setattr(scheduled_jobs, "NOT_DEFINED_HERE_WAIT", timedelta(milliseconds=300))
     gone_runs: list[str] = []
     recorder = Recorder()
 
