@@ -17,6 +17,7 @@ from bgjobs.adapters.base import JobFilter, Occurrence, ScheduleRecord, Store
 from bgjobs.builder import ScheduledJobSpec
 from bgjobs.errors import UnknownScheduleError
 from bgjobs.events import (
+    JobSnoozed,
     ScheduledRunSkipped,
     SchedulePaused,
     ScheduleRemoved,
@@ -187,35 +188,47 @@ def test_run_now_runs_beside_the_grid_and_waits_one_at_a_time(store: Store) -> N
     assert (still.id, still.available_at) == (regular.id, regular.available_at), "grid untouched"
 
 
-def test_a_run_now_run_and_a_regular_run_never_overlap(store: Store) -> None:
+@pytest.mark.parametrize("overlap", ["skip", "queue"])
+def test_a_run_now_run_and_a_regular_run_never_overlap(store: Store, overlap: str) -> None:
+    """A run-now run is held in its handler while regular occurrences come due: they are
+    skipped, or wait and start as soon as it ends, by the overlap choice; never both at once."""
     release = threading.Event()
+    manual_started = threading.Event()
     spans: list[tuple[datetime, datetime, bool]] = []
+    recorder = Recorder()
 
     def tick(job: bgjobs.Job) -> None:
         start = datetime.now(UTC)
         manual = job.unique_key != "schedule:tick"
         if manual:
+            manual_started.set()
             release.wait(30)
         spans.append((start, datetime.now(UTC), manual))
 
-    bg = build(store, every_second("tick", tick).with_overlap("skip"))
+    def regular_held() -> bool:
+        if overlap == "skip":
+            history = bg.schedule_history("tick")
+            return any(r.outcome is Occurrence.SKIPPED_OVERLAP and not r.manual for r in history)
+        return any(e.job.unique_key == "schedule:tick" for e in recorder.of(JobSnoozed))
+
+    bg = build(store, every_second("tick", tick).with_overlap(overlap), recorder=recorder)
     with bg:
         wait_until(lambda: spans, 30, "a first regular run")
-        bg.run_schedule_now("tick")
-        wait_until(lambda: bg.schedules()[0].last_record is not None, 30)
-        wait_until(
-            lambda: any(
-                r.outcome is Occurrence.SKIPPED_OVERLAP for r in bg.schedule_history("tick")
-            ),
-            30,
-            "a regular occurrence skipped while the run-now run goes",
-        )
+        for _ in range(5):  # a run-now run claimed while a regular run goes is itself held
+            bg.run_schedule_now("tick")
+            if manual_started.wait(5):
+                break
+        wait_until(regular_held, 30, "a regular occurrence held while the run-now run goes")
         release.set()
         wait_until(lambda: any(m for *_, m in spans), 30, "the run-now run ended")
-        wait_until(lambda: spans[-1][2] is False, 30, "regular runs again")
+        manual_end = next(end for _, end, m in spans if m)
+        wait_until(lambda: spans[-1][0] > manual_end, 30, "regular runs again")
     ordered = sorted(spans)
     for (_, end, _), (start, _, _) in pairwise(ordered):
         assert start >= end, f"two runs of one schedule at once: {ordered}"
+    after = next(start for start, _, m in ordered if start >= manual_end)
+    if overlap == "queue":
+        assert after - manual_end < 3 * SECOND, "the waiting run starts once the other ends"
 
 
 def test_a_schedule_removed_from_the_code_is_retired_never_discarded(

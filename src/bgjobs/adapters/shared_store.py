@@ -305,15 +305,16 @@ class SharedStore(ABC):
 def _settle_scheduled_run(
     tx: Executor, completion: Completion, state: JobState, next_run: Job | None
 ) -> None:
-    """Within a completion's transaction: the schedule's state and run slot, the history of the
-    due times this completion settles, and a wake-up for runs waiting for the run slot."""
+    """Within a completion's transaction: a wake-up for runs waiting for the run slot, the
+    schedule's state and run slot, and the history of the due times this completion settles.
+    Job rows before the schedule's row, the order registration locks them in too."""
     job = completion.job
     name = job.schedule
     assert name is not None
+    tx.schedule_wake(name)
     if completion.skipped is None:
         tx.schedule_finished(
             name, job.scheduled_at, state, started_at=job.reserved_at, job_id=job.id
         )
     ran = decisions.ran_record(completion, state)
     tx.schedule_record([ran, *decisions.resolve_records(completion.history, next_run)])
-    tx.schedule_wake(name)

@@ -85,7 +85,7 @@ def list_schedules(target: str | None, database_url: str | None, as_json: bool) 
         click.echo(empty)
         return
     Console().print(schedule_table(infos, now))
-    if any(info.next_run_at is None and not info.paused for info in infos):
+    if any(info.next_run_at is None and not (info.paused or info.removed_at) for info in infos):
         click.echo("A next run shows '-' until `bgjobs run` registers the schedule.")
 
 
