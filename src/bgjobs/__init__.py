@@ -15,10 +15,11 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from bgjobs.adapters.base import Store
+from bgjobs.adapters.base import Occurrence, ScheduleRecord, Store
 from bgjobs.adapters.urls import open_store
 from bgjobs.builder import (
     MissedRuns,
+    Overlap,
     QueueSpec,
     Retention,
     ScheduledJobSpec,
@@ -35,6 +36,7 @@ from bgjobs.errors import (
     RuntimeStateError,
     ScheduleError,
     SchemaError,
+    UnknownScheduleError,
     UnknownWorkerError,
 )
 from bgjobs.events import Event, Listener, logging_listener
@@ -83,16 +85,20 @@ __all__ = [
     "JobState",
     "Listener",
     "MissedRuns",
+    "Occurrence",
+    "Overlap",
     "PayloadError",
     "QueueSpec",
     "Retention",
     "RuntimeStateError",
     "ScheduleError",
     "ScheduleInfo",
+    "ScheduleRecord",
     "ScheduledJobSpec",
     "SchemaError",
     "Snooze",
     "Store",
+    "UnknownScheduleError",
     "UnknownWorkerError",
     "WorkerSpec",
     "constant",

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from bgjobs.adapters.base import Store
 from bgjobs.errors import ConfigError
@@ -157,6 +157,14 @@ class MissedRuns(StrEnum):
     SKIP = "skip"  # drop missed occurrences; wait for the next future one
 
 
+class Overlap(StrEnum):
+    """What happens to an occurrence that comes due while the schedule's previous run is still
+    going (a run never overlaps another run of its schedule)."""
+
+    SKIP = "skip"  # skip it (recorded as skipped_overlap); the next run is the next occurrence
+    QUEUE = "queue"  # run it as soon as the previous run ends (several collapse into one)
+
+
 @dataclass(frozen=True)
 class ScheduledJobSpec:
     worker: WorkerSpec
@@ -164,10 +172,18 @@ class ScheduledJobSpec:
     queue: str | None = None  # None: the dedicated "scheduled" lane
     missed: MissedRuns = MissedRuns.COALESCE
     max_attempts: int = 1  # the next occurrence is the natural retry
+    overlap: Overlap | None = None  # None: follow ``missed`` (coalesce -> queue, skip -> skip)
 
     @property
     def name(self) -> str:
         return self.worker.name
+
+    @property
+    def overlap_policy(self) -> Overlap:
+        """The overlap choice in force: the one given, else the missed-run policy's match."""
+        if self.overlap is not None:
+            return self.overlap
+        return Overlap.QUEUE if self.missed is MissedRuns.COALESCE else Overlap.SKIP
 
     def with_event_listener(self, listener: Listener) -> ScheduledJobSpec:
         return replace(self, worker=self.worker.with_event_listener(listener))
@@ -176,7 +192,11 @@ class ScheduledJobSpec:
         return replace(self, queue=name)
 
     def with_missed_runs(self, policy: MissedRuns | str) -> ScheduledJobSpec:
-        return replace(self, missed=MissedRuns(policy))
+        return replace(self, missed=_choice(MissedRuns, policy, "with_missed_runs"))
+
+    def with_overlap(self, policy: Overlap | str) -> ScheduledJobSpec:
+        """``"skip"`` or ``"queue"``: an occurrence due while the previous run still goes."""
+        return replace(self, overlap=_choice(Overlap, policy, "with_overlap"))
 
     def with_max_attempts(self, attempts: int) -> ScheduledJobSpec:
         return replace(self, max_attempts=attempts)
@@ -315,6 +335,17 @@ def _claim_name(owners: dict[str, str], name: str, owner: str) -> None:
             "a job name must map to exactly one worker"
         )
     owners[name] = owner
+
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
+
+
+def _choice(kind: type[_Choice], value: _Choice | str, method: str) -> _Choice:
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(repr(member.value) for member in kind)
+        raise ConfigError(f"{method}({value!r}): choose one of {allowed}") from None
 
 
 def _duration(value: timedelta | float) -> timedelta:

@@ -33,3 +33,7 @@ class SchemaError(BgJobsError):
 
 class RuntimeStateError(BgJobsError, RuntimeError):
     """The runtime was asked to do something its current state does not allow."""
+
+
+class UnknownScheduleError(BgJobsError, LookupError):
+    """A schedule was named that the database does not know."""

@@ -168,6 +168,53 @@ class ScheduledNextRun(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ScheduledRunSkipped(JobEvent):
+    """A claimed scheduled run did not start its handler: ``reason`` is ``skipped_paused`` (the
+    schedule is paused) or ``skipped_overlap`` (another run of it was still going). The due
+    time is in the schedule's history."""
+
+    reason: str
+
+    def describe(self) -> str:
+        job = self.job
+        return (
+            f"{self.kind} {job.schedule or job.name}#{job.id} due "
+            f"{job.scheduled_at.isoformat()} ({self.reason})"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchedulePaused(Event):
+    """``bg.pause_schedule`` paused a schedule (until ``until``, or until resumed)."""
+
+    schedule: str
+    until: datetime | None
+
+    def describe(self) -> str:
+        until = self.until.isoformat() if self.until else "resumed"
+        return f"{self.kind} {self.schedule} until {until}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleResumed(Event):
+    schedule: str
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.schedule}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleRemoved(Event):
+    """No live node defines the schedule any more: its waiting runs (``runs``) were deleted."""
+
+    schedule: str
+    runs: tuple[Job, ...]
+
+    def describe(self) -> str:
+        return f"{self.kind} {self.schedule} ({len(self.runs)} waiting run(s) removed)"
+
+
+@dataclass(frozen=True, kw_only=True)
 class QueueEvent(Event):
     queue: str
 
@@ -298,12 +345,9 @@ def event_to_dict(event: Event) -> dict[str, object]:
     for item in fields(event):
         value = getattr(event, item.name)
         if isinstance(value, Job):
-            out["job"] = {
-                "id": value.id,
-                "name": value.name,
-                "queue": value.queue,
-                "attempt": value.attempt,
-            }
+            out["job"] = _job_ref(value)
+        elif isinstance(value, tuple) and all(isinstance(v, Job) for v in value):
+            out[item.name] = [_job_ref(v) for v in value]
         elif isinstance(value, JobError):
             out[item.name] = value.to_dict()
         elif isinstance(value, datetime):
@@ -313,6 +357,10 @@ def event_to_dict(event: Event) -> dict[str, object]:
         else:
             out[item.name] = value
     return out
+
+
+def _job_ref(job: Job) -> dict[str, object]:
+    return {"id": job.id, "name": job.name, "queue": job.queue, "attempt": job.attempt}
 
 
 class EventDispatcher:
@@ -366,7 +414,7 @@ def _scope_of(event: Event) -> tuple[str | None, str | None]:
         return None, event.name
     if isinstance(event, NoLiveWorker):
         return event.queue, event.name
-    if isinstance(event, ScheduleConflict):
+    if isinstance(event, ScheduleConflict | SchedulePaused | ScheduleResumed | ScheduleRemoved):
         return None, event.schedule
     return None, None
 

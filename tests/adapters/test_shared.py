@@ -7,13 +7,21 @@ that both stores apply them.
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from types import ModuleType
 
 import pytest
 
 from bgjobs.adapters import decisions
-from bgjobs.adapters.base import SCHEMA_VERSION, ScheduleRegistration, schedule_key
+from bgjobs.adapters.base import (
+    SCHEMA_VERSION,
+    Occurrence,
+    RunGate,
+    ScheduleRecord,
+    ScheduleRegistration,
+    schedule_key,
+)
 from bgjobs.adapters.executor import Executor
 from bgjobs.adapters.postgres import queries as postgres_queries
 from bgjobs.adapters.sqlite import queries as sqlite_queries
@@ -87,6 +95,65 @@ def test_schedule_run_replaces_an_overdue_run_unless_it_is_in_retry_backoff() ->
     assert kept == decisions.ScheduleRun(keep=retrying)
     on_time = job(available_at=NOW + timedelta(minutes=1))
     assert decisions.schedule_run(REGISTRATION, on_time, None).keep == on_time
+
+
+def test_schedule_run_keeps_an_overdue_run_of_a_paused_schedule() -> None:
+    overdue = job(available_at=NOW)
+    paused = decisions.schedule_run(REGISTRATION, overdue, "every 1m", paused=True)
+    assert paused == decisions.ScheduleRun(keep=overdue), "the gate records it as skipped"
+
+
+def test_schedule_run_records_what_it_replaces_and_what_a_removal_missed() -> None:
+    missed = ScheduleRecord("tick", Occurrence.COALESCED, NOW, into_next=True)
+    gone = ScheduleRecord("tick", Occurrence.REMOVED, NOW)
+    registration = replace(
+        REGISTRATION,
+        missed_records=lambda due: (missed,) if due == NOW else (),
+        removed_records=lambda after: (gone,) if after == NOW else (),
+    )
+    overdue = job(available_at=NOW)
+    assert decisions.schedule_run(registration, overdue, "every 1m").records == (missed,)
+    back = decisions.schedule_run(registration, None, "every 1m", removed_after=NOW)
+    assert back == decisions.ScheduleRun(insert=FIRST, records=(gone,))
+
+
+def test_the_run_gate_holds_regular_runs_while_paused_and_every_run_while_busy() -> None:
+    def gate(paused: bool, busy: bool, regular: bool) -> RunGate:
+        return decisions.run_gate(decisions.GateFacts(paused, busy), regular=regular)
+
+    assert gate(paused=True, busy=True, regular=True) is RunGate.PAUSED
+    assert gate(paused=True, busy=False, regular=False) is RunGate.RUN, "run-now was asked for"
+    assert gate(paused=True, busy=True, regular=False) is RunGate.BUSY
+    assert gate(paused=False, busy=False, regular=True) is RunGate.RUN
+
+
+def test_records_pointing_at_the_next_run_get_its_id() -> None:
+    into = ScheduleRecord("tick", Occurrence.COALESCED, NOW, into_next=True)
+    other = ScheduleRecord("tick", Occurrence.SKIPPED_MISSED, NOW)
+    [resolved, kept] = decisions.resolve_records([into, other], job(id=99))
+    assert (resolved.job_id, resolved.into_next) == (99, False) and kept == other
+    [lost] = decisions.resolve_records([into], None)
+    assert lost.job_id is None, "the insert found the key taken"
+
+
+def test_removed_runs_leave_a_record_only_for_due_times_that_came() -> None:
+    due = job(
+        id=1,
+        scheduled_at=NOW - timedelta(seconds=1),
+        unique_key=schedule_key("tick"),
+        schedule="tick",
+    )
+    ahead = job(id=2, scheduled_at=NOW + timedelta(hours=1), schedule="tick")
+    [record] = decisions.removed_records([due, ahead], NOW)
+    assert (record.outcome, record.job_id, record.manual) == (Occurrence.REMOVED, 1, False)
+
+
+def test_history_is_pruned_by_how_its_runs_ended() -> None:
+    assert decisions.prunable_history([JobState.SUCCEEDED]) == ["succeeded", ""]
+    assert decisions.prunable_history([JobState.FAILED, JobState.DISCARDED]) == [
+        "failed",
+        "discarded",
+    ]
 
 
 def test_rescue_fails_jobs_out_of_attempts_and_releases_the_rest() -> None:

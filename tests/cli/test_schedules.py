@@ -15,7 +15,8 @@ from bgjobs.cli.loading import load_runtime
 def test_schedules_before_and_after_the_app_ran(
     database_url: str, invoke: Invoke, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = ok(invoke("schedules", APP_TARGET))
+    wide = {"COLUMNS": "200"}  # one line per schedule, whatever the terminal
+    before = ok(invoke("schedules", APP_TARGET, env=wide))
     assert "cleanup" in before and "cron '*/10 * * * * *' tz=UTC" in before.replace("\n", " ")
     assert "never ran" in before and "until `bgjobs run` registers the schedule" in before
 
@@ -29,7 +30,7 @@ def test_schedules_before_and_after_the_app_ran(
     assert (info["name"], info["queue"], info["running"]) == ("cleanup", "scheduled", False)
     next_run = datetime.fromisoformat(info["next_run_at"])
     assert next_run.second % 10 == 0
-    after = ok(invoke("schedules", APP_TARGET))
+    after = ok(invoke("schedules", APP_TARGET, env=wide))
     assert "until `bgjobs run`" not in after
     assert next_run.strftime("%Y-%m-%d %H:%M:%S") in after
 

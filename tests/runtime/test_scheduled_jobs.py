@@ -24,25 +24,7 @@ def spec_every(seconds: float, missed: str = "coalesce") -> ScheduledJobSpec:
     ).with_missed_runs(missed)
 
 
-# next-run maths with an injected clock -----------------------------------------------------
-def test_next_due_is_computed_from_the_previous_due_time() -> None:
-    spec = spec_every(10)
-    finished_late = T0 + timedelta(seconds=3)
-    assert scheduling.next_due(spec, T0, finished_late) == T0 + timedelta(seconds=10)
-
-
-def test_overrun_coalesces_into_one_immediate_run_at_the_latest_occurrence() -> None:
-    spec = spec_every(10)
-    now = T0 + timedelta(seconds=35)
-    assert scheduling.next_due(spec, T0, now) == T0 + timedelta(seconds=30)
-
-
-def test_overrun_with_skip_waits_for_the_next_future_occurrence() -> None:
-    spec = spec_every(10, "skip")
-    now = T0 + timedelta(seconds=35)
-    assert scheduling.next_due(spec, T0, now) == T0 + timedelta(seconds=40)
-
-
+# registration maths (the run that follows a finished one: test_schedule_maths.py) -------------
 def test_registration_policies() -> None:
     now = T0 + timedelta(seconds=5)
     coalesce = scheduling.registration(spec_every(10), "scheduled", now)

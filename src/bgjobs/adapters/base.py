@@ -15,7 +15,7 @@ from typing import Protocol
 
 from bgjobs.job import Job, JobError, JobState, NewJob
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 5
 """The schema version this release of bgjobs reads and writes."""
 
 
@@ -39,6 +39,11 @@ class Completion:
     delay: timedelta = timedelta(0)
     keep: bool = True  # SUCCEEDED only: False deletes instead of archiving
     next_run: NewJob | None = None  # scheduled jobs: inserted in the same transaction
+    # Scheduled jobs: what became of the due times this completion settles besides the run's
+    # own (written in the same transaction), and, for a run that never started its handler
+    # (paused, or its previous run still going), why it was skipped.
+    history: tuple[ScheduleRecord, ...] = ()
+    skipped: Occurrence | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,53 @@ class ClaimRequest:
     names: tuple[str, ...] | None = None
 
 
+class Occurrence(StrEnum):
+    """What became of a scheduled job's due time: each one gets exactly one record."""
+
+    RAN = "ran"  # a run started for it (``result`` says how it ended)
+    COALESCED = "coalesced"  # folded into another run (``job_id``), which stands for it
+    SKIPPED_MISSED = "skipped_missed"  # dropped by the missed-run policy ``skip``
+    SKIPPED_OVERLAP = "skipped_overlap"  # the previous run (``job_id``) was still going
+    SKIPPED_PAUSED = "skipped_paused"  # the schedule was paused
+    REMOVED = "removed"  # no live node defines the schedule any more
+
+
+@dataclass(frozen=True)
+class ScheduleRecord:
+    """One entry of a schedule's history: the outcome of one due time, or of a span of them
+    (``due_at`` to ``last_due_at``, ``occurrences`` due times; None when there were too many
+    to count). Run-now runs are recorded too (``manual``)."""
+
+    schedule: str
+    outcome: Occurrence
+    due_at: datetime
+    last_due_at: datetime | None = None  # None: one due time
+    occurrences: int | None = 1
+    # ran: the run; coalesced: the run that stands for them; skipped_overlap: the run that was
+    # still going (when known); removed: the run deleted.
+    job_id: int | None = None
+    node: str | None = None  # ran: the node that ran it
+    started_at: datetime | None = None  # ran: when it was claimed
+    result: str | None = None  # ran: succeeded, failed or discarded
+    manual: bool = False  # a run-now run (or a retried run), not one of the grid
+    into_next: bool = False  # written only: job_id is the next run inserted with this record
+    id: int | None = None  # read back: its place in the history
+    recorded_at: datetime | None = None  # when it was written (ran: when the run ended)
+
+    @property
+    def lateness(self) -> timedelta | None:
+        """How long after its due time the run started (ran only)."""
+        return None if self.started_at is None else self.started_at - self.due_at
+
+
+class RunGate(StrEnum):
+    """Whether a claimed scheduled run may start its handler (decided in the database)."""
+
+    RUN = "run"  # it holds the schedule's run slot now
+    PAUSED = "paused"
+    BUSY = "busy"  # another run of the schedule is going
+
+
 @dataclass(frozen=True)
 class ScheduleRegistration:
     """Make sure a scheduled job has exactly one pending run.
@@ -68,7 +120,11 @@ class ScheduleRegistration:
     ``first_run`` is inserted when there is no pending or running row, and replaces a pending run
     whose stored definition differs from ``definition`` (the schedule changed between deploys).
     A pending run due before ``overdue_before`` is replaced by ``overdue_run`` (the missed-runs
-    policy: the latest missed occurrence for coalesce, the next future one for skip).
+    policy: the latest missed occurrence for coalesce, the next future one for skip), unless the
+    schedule is paused; ``missed_records(due)`` are the history of the due times so replaced,
+    from the replaced run's ``due`` on. A schedule defined again after it was removed records
+    the due times it missed after ``after`` with ``removed_records(after)``. ``max_attempts`` is
+    kept for run-now runs.
     """
 
     name: str
@@ -76,6 +132,9 @@ class ScheduleRegistration:
     first_run: NewJob
     overdue_before: datetime | None = None
     overdue_run: NewJob | None = None
+    missed_records: Callable[[datetime], tuple[ScheduleRecord, ...]] | None = None
+    removed_records: Callable[[datetime], tuple[ScheduleRecord, ...]] | None = None
+    max_attempts: int = 1
 
 
 @dataclass(frozen=True)
@@ -88,6 +147,27 @@ class ScheduleState:
     last_due_at: datetime | None
     last_finished_at: datetime | None
     last_outcome: str | None
+    last_started_at: datetime | None = None
+    paused_at: datetime | None = None
+    paused_until: datetime | None = None  # None while paused: until resumed
+    removed_at: datetime | None = None  # no live node defined it any more
+    max_attempts: int = 1
+    last_record: ScheduleRecord | None = None  # the newest history entry
+
+    def paused(self, now: datetime) -> bool:
+        return schedule_paused(self.paused_at, self.paused_until, now)
+
+    def removed_after(self) -> datetime | None:
+        """For a removed schedule, the last due time its history settled (else its removal)."""
+        if self.removed_at is None:
+            return None
+        record = self.last_record
+        return self.removed_at if record is None else record.last_due_at or record.due_at
+
+
+def schedule_paused(paused_at: datetime | None, until: datetime | None, now: datetime) -> bool:
+    """A schedule is paused from ``paused_at`` on, until resumed or until ``until`` passes."""
+    return paused_at is not None and (until is None or now < until)
 
 
 @dataclass(frozen=True)
@@ -260,6 +340,32 @@ class Store(Protocol):
 
     def schedule_states(self) -> list[ScheduleState]: ...
 
+    def schedule_state(self, name: str) -> ScheduleState | None: ...
+
+    def publish_schedules(self, node_id: str, names: Sequence[str]) -> None:
+        """Record which schedules this node defines (read when deciding a schedule is gone)."""
+
+    def unpublish_schedules(self, node_id: str) -> None:
+        """A node stops: what it published counts for one more ``alive_for`` from now."""
+
+    def retire_schedule(self, name: str, alive_for: timedelta) -> list[Job] | None:
+        """If no node defines ``name`` that beat within ``alive_for`` (or, without a registry
+        row, published or stopped within it), remove its waiting runs and mark it removed;
+        return the runs removed. None when it is still defined, already removed, or a run of it
+        is going."""
+
+    def begin_scheduled_run(self, job: Job) -> RunGate:
+        """Before a claimed scheduled run starts its handler: RUN (it now holds the schedule's
+        run slot), PAUSED, or BUSY (another run of the schedule is going, on any node)."""
+
+    def schedule_history(self, name: str, limit: int) -> list[ScheduleRecord]:
+        """The newest ``limit`` history entries of a schedule, newest first."""
+
+    def pause_schedule(self, name: str, until: datetime | None) -> ScheduleState | None:
+        """Pause a schedule (until resumed, or until ``until``); None when there is none."""
+
+    def resume_schedule(self, name: str) -> ScheduleState | None: ...
+
     # operating -------------------------------------------------------------------------------
     def get_job(self, job_id: int) -> Job | None: ...
 
@@ -287,11 +393,22 @@ class Store(Protocol):
 
 
 SCHEDULE_KEY_PREFIX = "schedule:"
+RUN_NOW_KEY_PREFIX = "schedule-now:"
 
 
 def schedule_key(name: str) -> str:
     """The unique_key of a scheduled job's pending run: at most one row can hold it."""
     return SCHEDULE_KEY_PREFIX + name
+
+
+def run_now_key(name: str) -> str:
+    """The unique_key of a schedule's run-now run: one waits at a time, beside the regular run."""
+    return RUN_NOW_KEY_PREFIX + name
+
+
+def is_regular_run(job: Job) -> bool:
+    """A run on the schedule's grid (not a run-now run or a retried run of it)."""
+    return job.schedule is not None and job.unique_key == schedule_key(job.schedule)
 
 
 def hot_state(reserved_by: str | None, available_at: datetime, now: datetime) -> JobState:

@@ -7,17 +7,22 @@ driver, apply below it), so there is no policy to keep in step between dialects.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Literal
 
 from bgjobs.adapters.base import (
     SCHEMA_VERSION,
     Completion,
+    Occurrence,
     Outcome,
     QueueStats,
     RescueResult,
+    RunGate,
+    ScheduleRecord,
     ScheduleRegistration,
+    ScheduleState,
+    is_regular_run,
     rescue_error,
 )
 from bgjobs.errors import RuntimeStateError, SchemaError
@@ -51,14 +56,27 @@ class ScheduleRun:
     remove: int | None = None  # the id of a pending run to delete first
     insert: NewJob | None = None  # the run to insert
 
+    records: tuple[ScheduleRecord, ...] = ()  # history of the due times a replacement settles
+
 
 def schedule_run(
-    registration: ScheduleRegistration, pending: Job | None, stored_definition: str | None
+    registration: ScheduleRegistration,
+    pending: Job | None,
+    stored_definition: str | None,
+    *,
+    paused: bool = False,
+    removed_after: datetime | None = None,
 ) -> ScheduleRun:
     """Decide a schedule's one pending run from the row holding its unique key (``pending``) and
-    the definition stored by the last registration (None the first time)."""
+    the definition stored by the last registration (None the first time). A paused schedule
+    keeps an overdue run: the node that claims it records it as skipped while paused. A
+    schedule removed (its last recorded due time ``removed_after``) and now defined again
+    records the due times it missed as removed."""
     first = registration.first_run
     if pending is None:
+        removed = registration.removed_records
+        if removed_after is not None and removed is not None:
+            return ScheduleRun(insert=first, records=removed(removed_after))
         return ScheduleRun(insert=first)
     if pending.reserved_by is not None:
         return ScheduleRun()  # running: its completion inserts the next run
@@ -69,10 +87,92 @@ def schedule_run(
         registration.overdue_before is not None
         and pending.available_at < registration.overdue_before
         and pending.attempt == 0  # a run in retry backoff keeps its attempts
+        and not paused
     )
     if overdue and registration.overdue_run is not None:
-        return ScheduleRun(remove=pending.id, insert=registration.overdue_run)
+        missed = registration.missed_records
+        return ScheduleRun(
+            remove=pending.id,
+            insert=registration.overdue_run,
+            records=missed(pending.scheduled_at) if missed is not None else (),
+        )
     return ScheduleRun(keep=pending)
+
+
+@dataclass(frozen=True)
+class GateFacts:
+    """What a schedule's gate decides on: is it paused, and is another run holding its run slot
+    (``busy``: reserved by a node right now)."""
+
+    paused: bool
+    busy: bool
+
+
+def run_gate(facts: GateFacts, *, regular: bool) -> RunGate:
+    """Whether a claimed run of a schedule may start: a regular run not while the schedule is
+    paused (a run-now run was asked for explicitly), and no run while another of its runs is
+    going. (SCHEDULE_START applies the same rule as the fence of its one statement.)"""
+    if facts.paused and regular:
+        return RunGate.PAUSED
+    return RunGate.BUSY if facts.busy else RunGate.RUN
+
+
+def ran_record(completion: Completion, state: JobState) -> ScheduleRecord:
+    """The history entry of a scheduled run that ended (or was skipped before its handler)."""
+    job = completion.job
+    assert job.schedule is not None
+    if completion.skipped is not None:  # its row goes: nothing to point at
+        return ScheduleRecord(
+            schedule=job.schedule,
+            outcome=completion.skipped,
+            due_at=job.scheduled_at,
+            manual=not is_regular_run(job),
+        )
+    return ScheduleRecord(
+        schedule=job.schedule,
+        outcome=Occurrence.RAN,
+        due_at=job.scheduled_at,
+        job_id=job.id,
+        node=completion.node_id,
+        started_at=job.reserved_at,
+        result=state.value,
+        manual=not is_regular_run(job),
+    )
+
+
+def resolve_records(
+    records: Iterable[ScheduleRecord], next_run: Job | None
+) -> list[ScheduleRecord]:
+    """Records that point at "the next run inserted with them" get its id (or none, when the
+    insert found the key taken)."""
+    return [
+        replace(r, job_id=next_run.id if next_run else None, into_next=False) if r.into_next else r
+        for r in records
+    ]
+
+
+def retires(pending: Job | None, defined: bool, state: ScheduleState | None) -> bool:
+    """Whether a schedule no live node defines is removed now: not while a run of it is going
+    (the node running it will finish it), and only once."""
+    if defined or state is None or state.removed_at is not None:
+        return False
+    return pending is None or pending.reserved_by is None
+
+
+def removed_records(runs: Iterable[Job], now: datetime) -> list[ScheduleRecord]:
+    """History for the runs removed with their schedule: a due time that had come is settled
+    as removed (one still ahead was never an occurrence)."""
+    return [
+        ScheduleRecord(
+            schedule=job.schedule or job.name,
+            outcome=Occurrence.REMOVED,
+            due_at=job.scheduled_at,
+            job_id=job.id,
+            manual=not is_regular_run(job),
+        )
+        for job in runs
+        if job.scheduled_at <= now
+    ]
 
 
 # rescue -------------------------------------------------------------------------------------
@@ -158,6 +258,14 @@ def merge_listings(hot: Sequence[Job], archived: Sequence[Job], limit: int) -> l
 def prunable(states: Iterable[JobState]) -> list[str]:
     """The stored names of the archive states a prune may delete (finished ones only)."""
     return [state.value for state in states if state.is_finished]
+
+
+def prunable_history(states: Iterable[JobState]) -> list[str]:
+    """The history entries a prune of archive ``states`` also deletes, by the result they are
+    kept under: a run's by how it ended; the rest (skipped, coalesced, removed) like successes,
+    as "" (they record normal operation, not a failure someone must look at)."""
+    wanted = prunable(states)
+    return [*wanted, ""] if JobState.SUCCEEDED.value in wanted else wanted
 
 
 def assemble_stats(

@@ -19,10 +19,11 @@ from bgjobs.adapters.base import (
     Completion,
     JobFilter,
     NodeInfo,
+    ScheduleRecord,
     ScheduleState,
     WaitingName,
 )
-from bgjobs.adapters.decisions import Rescued
+from bgjobs.adapters.decisions import GateFacts, Rescued
 from bgjobs.job import Job, JobError, JobState, NewJob
 
 
@@ -52,8 +53,16 @@ class Executor(Protocol):
         """Apply each completion if its fence (id, node, attempt) holds: archive, delete or
         requeue, in order. One bool per completion: whether it applied."""
 
-    def schedule_finished(self, name: str, due_at: datetime, outcome: JobState) -> None:
-        """Record a scheduled run's end on its schedule."""
+    def schedule_finished(
+        self,
+        name: str,
+        due_at: datetime,
+        outcome: JobState,
+        *,
+        started_at: datetime | None = None,
+        job_id: int | None = None,
+    ) -> None:
+        """Record a scheduled run's end on its schedule (and free the run slot ``job_id`` held)."""
 
     def extend_leases(self, node_id: str, lease: timedelta, job_ids: Sequence[int] | None) -> int:
         """Push back the leases of the node's jobs (all of them when ``job_ids`` is None)."""
@@ -90,11 +99,49 @@ class Executor(Protocol):
     def by_unique_key(self, unique_key: str) -> Job | None:
         """The hot row holding ``unique_key`` (locked for this transaction where rows lock)."""
 
-    def schedule_definition(self, name: str) -> str | None: ...
-
-    def schedule_upsert(self, name: str, definition: str, queue: str) -> None: ...
+    def schedule_upsert(self, name: str, definition: str, queue: str, max_attempts: int) -> None:
+        """Register a schedule (or update it; it is no longer removed)."""
 
     def schedule_states(self) -> list[ScheduleState]: ...
+
+    def schedule_state(self, name: str) -> ScheduleState | None: ...
+
+    def schedule_record(self, records: Sequence[ScheduleRecord]) -> None:
+        """Append entries to schedules' histories, stamped with the backend's now."""
+
+    def schedule_history(self, name: str, limit: int) -> list[ScheduleRecord]:
+        """Newest first."""
+
+    def schedule_start(self, name: str, job_id: int, *, regular: bool) -> bool:
+        """Run ``job_id`` takes the schedule's run slot if no other run holds it (reserved) and,
+        when ``regular``, the schedule is not paused; whether it did."""
+
+    def schedule_gate(self, name: str, job_id: int) -> GateFacts | None:
+        """What the gate of run ``job_id`` decides on; None when the schedule is not registered."""
+
+    def schedule_pause(self, name: str, paused_at: datetime, until: datetime | None) -> None: ...
+
+    def schedule_resume(self, name: str) -> None: ...
+
+    def schedule_wake(self, name: str) -> None:
+        """Make the schedule's runs that wait for its run slot due now."""
+
+    def schedule_publish(self, node_id: str, names: Sequence[str]) -> None: ...
+
+    def schedule_unpublish(self, node_id: str) -> None:
+        """Stamp the node's publications with now (it stops)."""
+
+    def schedule_defined(self, name: str, alive_for: timedelta) -> bool:
+        """Whether a node alive within ``alive_for`` published ``name`` (or, with no registry
+        row, published it or stopped within ``alive_for``)."""
+
+    def schedule_forget_published(self, alive_for: timedelta) -> None:
+        """Delete what nodes that are gone published."""
+
+    def schedule_remove_runs(self, name: str) -> list[Job]:
+        """Delete the schedule's waiting runs (regular and run-now); return them."""
+
+    def schedule_removed(self, name: str) -> None: ...
 
     # operating ---------------------------------------------------------------------------------
     def get_hot(self, job_id: int, *, for_update: bool = False) -> Job | None: ...
@@ -132,3 +179,7 @@ class Executor(Protocol):
 
     def prune_slice(self, cutoff: datetime, states: Sequence[str], limit: int) -> int:
         """Delete up to ``limit`` archived jobs in ``states`` finished before ``cutoff``."""
+
+    def prune_history_slice(self, cutoff: datetime, results: Sequence[str], limit: int) -> int:
+        """Delete up to ``limit`` history entries recorded before ``cutoff`` whose result is in
+        ``results`` ("" for entries that are not a run)."""

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from bgjobs.adapters.base import NodeInfo, ScheduleState, hot_state
+from bgjobs.adapters.base import NodeInfo, Occurrence, ScheduleRecord, ScheduleState, hot_state
 from bgjobs.job import Job, JobError, JobState, NewJob
 
 Row = Sequence[Any]
@@ -53,26 +53,57 @@ CARRIED_COLUMNS = tuple(c for c in HOT_COLUMNS if c not in ("lease_expires_at", 
 # The archive (finished jobs).
 ARCHIVE_COLUMNS = (*CARRIED_COLUMNS, "errors", "state", "finished_at")
 NODE_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "queues", "offers")
-# A schedule joined with its pending run (the run's columns are NULL when there is none).
-SCHEDULE_STATE_COLUMNS = (
+# A schedule's history (one entry per due time, or per span of them).
+HISTORY_COLUMNS = (
+    "id",
+    "schedule",
+    "outcome",
+    "due_at",
+    "last_due_at",
+    "occurrences",
+    "job_id",
+    "node",
+    "started_at",
+    "result",
+    "manual",
+    "recorded_at",
+)
+# What a history insert writes (the store stamps recorded_at).
+HISTORY_WRITTEN = tuple(c for c in HISTORY_COLUMNS if c not in ("id", "recorded_at"))
+# A schedule joined with its pending run (j; NULL when there is none) and its newest history
+# entry (h, read as h_<column>).
+_SCHEDULE_OWN = (
     "name",
     "definition",
     "queue",
-    "available_at",
-    "reserved_by",
     "last_due_at",
     "last_finished_at",
     "last_outcome",
+    "last_started_at",
+    "paused_at",
+    "paused_until",
+    "removed_at",
+    "max_attempts",
+)
+SCHEDULE_STATE_COLUMNS = (
+    *_SCHEDULE_OWN,
+    "available_at",
+    "reserved_by",
+    *(f"h_{column}" for column in HISTORY_COLUMNS),
 )
 # The same lists as SQL text, for both dialects' queries.
 HOT_SELECT = select_list(HOT_COLUMNS)
 ARCHIVE_SELECT = select_list(ARCHIVE_COLUMNS)
 CARRIED_SELECT = select_list(CARRIED_COLUMNS)
 NODE_SELECT = select_list(NODE_COLUMNS)
-# SCHEDULE_STATE_COLUMNS from a schedule (alias s) joined with its pending run (alias j).
+HISTORY_SELECT = select_list(HISTORY_COLUMNS)
+# SCHEDULE_STATE_COLUMNS from a schedule (alias s), its pending run (j) and newest entry (h).
 SCHEDULE_STATE_SELECT = ", ".join(
-    ("j." if column in ("available_at", "reserved_by") else "s.") + column
-    for column in SCHEDULE_STATE_COLUMNS
+    [
+        select_list(_SCHEDULE_OWN, "s"),
+        "j.available_at, j.reserved_by",
+        *(f"h.{column} AS h_{column}" for column in HISTORY_COLUMNS),
+    ]
 )
 
 
@@ -259,20 +290,76 @@ def _offers(document: Any) -> tuple[dict[str, tuple[str, ...]], dict[str, str]]:
 
 
 def schedule_state(row: Row, to_time: ToTime) -> ScheduleState:
-    """A schedule joined with its pending run (SCHEDULE_STATE_COLUMNS)."""
+    """A schedule joined with its pending run and newest history entry (SCHEDULE_STATE_COLUMNS)."""
     state = dict(zip(SCHEDULE_STATE_COLUMNS, row, strict=True))
-
-    def maybe_time(column: str) -> datetime | None:
-        value = state[column]
-        return None if value is None else to_time(value)
-
+    time = _maybe(state, to_time)
+    newest = {column: state[f"h_{column}"] for column in HISTORY_COLUMNS}
     return ScheduleState(
         name=state["name"],
         definition=state["definition"],
         queue=state["queue"],
-        next_run_at=maybe_time("available_at"),
+        next_run_at=time("available_at"),
         running=state["reserved_by"] is not None,
-        last_due_at=maybe_time("last_due_at"),
-        last_finished_at=maybe_time("last_finished_at"),
+        last_due_at=time("last_due_at"),
+        last_finished_at=time("last_finished_at"),
         last_outcome=state["last_outcome"],
+        last_started_at=time("last_started_at"),
+        paused_at=time("paused_at"),
+        paused_until=time("paused_until"),
+        removed_at=time("removed_at"),
+        max_attempts=state["max_attempts"],
+        last_record=None if newest["id"] is None else _record(newest, to_time),
     )
+
+
+def schedule_record(row: Row, to_time: ToTime) -> ScheduleRecord:
+    """A history row (HISTORY_COLUMNS)."""
+    return _record(dict(zip(HISTORY_COLUMNS, row, strict=True)), to_time)
+
+
+def _record(values: dict[str, Any], to_time: ToTime) -> ScheduleRecord:
+    time = _maybe(values, to_time)
+    due_at = time("due_at")
+    assert due_at is not None, "every history entry has a due time"
+    return ScheduleRecord(
+        id=values["id"],
+        schedule=values["schedule"],
+        outcome=Occurrence(values["outcome"]),
+        due_at=due_at,
+        last_due_at=time("last_due_at"),
+        occurrences=values["occurrences"],
+        job_id=values["job_id"],
+        node=values["node"],
+        started_at=time("started_at"),
+        result=values["result"],
+        manual=bool(values["manual"]),
+        recorded_at=time("recorded_at"),
+    )
+
+
+def history_values(record: ScheduleRecord, to_value: Callable[[datetime], Any]) -> dict[str, Any]:
+    """A record to write, as HISTORY_WRITTEN column -> value (times through ``to_value``)."""
+
+    def value(moment: datetime | None) -> Any:
+        return None if moment is None else to_value(moment)
+
+    return {
+        "schedule": record.schedule,
+        "outcome": record.outcome.value,
+        "due_at": value(record.due_at),
+        "last_due_at": value(record.last_due_at),
+        "occurrences": record.occurrences,
+        "job_id": record.job_id,
+        "node": record.node,
+        "started_at": value(record.started_at),
+        "result": record.result,
+        "manual": record.manual,
+    }
+
+
+def _maybe(values: dict[str, Any], to_time: ToTime) -> Callable[[str], datetime | None]:
+    def time(column: str) -> datetime | None:
+        value = values[column]
+        return None if value is None else to_time(value)
+
+    return time

@@ -24,14 +24,19 @@ from bgjobs.adapters.base import (
     NodeInfo,
     QueueStats,
     RescueResult,
+    RunGate,
+    ScheduleRecord,
     ScheduleRegistration,
     ScheduleState,
     WaitingName,
+    is_regular_run,
+    schedule_key,
 )
 from bgjobs.adapters.executor import Executor
 from bgjobs.job import Job, JobError, JobState, NewJob
 
 PRUNE_SLICE = 5000  # archived jobs per prune transaction, so a huge prune never blocks for long
+_GATE_ATTEMPTS = 5  # a run's gate tries again when the slot was freed in between
 
 
 class SharedStore(ABC):
@@ -83,13 +88,12 @@ class SharedStore(ABC):
                 if not applied or state is None:
                     results.append(Applied(applied=applied))
                     continue
-                job = completion.job
-                if job.schedule is not None:
-                    tx.schedule_finished(job.schedule, job.scheduled_at, state)
                 next_run = None
                 if completion.next_run is not None:
                     inserted = tx.insert_jobs([completion.next_run])
                     next_run = inserted[0] if inserted else None
+                if completion.job.schedule is not None:
+                    _settle_scheduled_run(tx, completion, state, next_run)
                 results.append(Applied(applied=True, next_run=next_run))
             return results
 
@@ -154,19 +158,97 @@ class SharedStore(ABC):
             # The job row before the schedules row: complete() locks them in that order too
             # (it finishes the run, then updates the schedule), so the two never deadlock.
             pending = tx.by_unique_key(unique_key)
-            stored = tx.schedule_definition(registration.name)
-            tx.schedule_upsert(registration.name, registration.definition, queue)
-            run = decisions.schedule_run(registration, pending, stored)
+            stored = tx.schedule_state(registration.name)
+            tx.schedule_upsert(
+                registration.name, registration.definition, queue, registration.max_attempts
+            )
+            run = decisions.schedule_run(
+                registration,
+                pending,
+                stored.definition if stored else None,
+                paused=stored is not None and stored.paused(tx.now()),
+                removed_after=stored.removed_after() if stored else None,
+            )
             if run.remove is not None:
                 tx.delete_hot(run.remove)
             if run.insert is None:
                 return run.keep
             inserted = tx.insert_jobs([run.insert])
-            return inserted[0] if inserted else None
+            new_run = inserted[0] if inserted else None
+            if run.records:
+                tx.schedule_record(decisions.resolve_records(run.records, new_run))
+            return new_run
 
     def schedule_states(self) -> list[ScheduleState]:
         with self._reading() as tx:
             return tx.schedule_states()
+
+    def schedule_state(self, name: str) -> ScheduleState | None:
+        with self._reading() as tx:
+            return tx.schedule_state(name)
+
+    def publish_schedules(self, node_id: str, names: Sequence[str]) -> None:
+        if names:
+            with self._writing() as tx:
+                tx.schedule_publish(node_id, names)
+
+    def unpublish_schedules(self, node_id: str) -> None:
+        with self._writing() as tx:
+            tx.schedule_unpublish(node_id)
+
+    def retire_schedule(self, name: str, alive_for: timedelta) -> list[Job] | None:
+        with self._transaction() as tx:
+            tx.lock(f"schedule:{name}")
+            tx.schedule_forget_published(alive_for)
+            pending = tx.by_unique_key(schedule_key(name))
+            state = tx.schedule_state(name)
+            if not decisions.retires(pending, tx.schedule_defined(name, alive_for), state):
+                return None
+            removed = tx.schedule_remove_runs(name)
+            tx.schedule_removed(name)
+            records = decisions.removed_records(removed, tx.now())
+            if records:
+                tx.schedule_record(records)
+            return removed
+
+    def begin_scheduled_run(self, job: Job) -> RunGate:
+        name = job.schedule
+        assert name is not None, "only scheduled runs pass the gate"
+        regular = is_regular_run(job)
+        # Taking the slot is one statement, on the way to every scheduled handler; only a
+        # refusal reads why. A slot freed between the two is taken on the next round.
+        for _ in range(_GATE_ATTEMPTS):
+            with self._writing() as tx:
+                if tx.schedule_start(name, job.id, regular=regular):
+                    return RunGate.RUN
+            with self._reading() as tx:
+                facts = tx.schedule_gate(name, job.id)
+            if facts is None:
+                return RunGate.RUN  # never registered: nothing to respect
+            gate = decisions.run_gate(facts, regular=regular)
+            if gate is not RunGate.RUN:
+                return gate
+        return RunGate.BUSY
+
+    def schedule_history(self, name: str, limit: int) -> list[ScheduleRecord]:
+        with self._reading() as tx:
+            return tx.schedule_history(name, limit)
+
+    def pause_schedule(self, name: str, until: datetime | None) -> ScheduleState | None:
+        with self._transaction() as tx:
+            state = tx.schedule_state(name)
+            if state is None:
+                return None
+            now = tx.now()
+            # Pausing again only moves the end; the pause keeps the time it began.
+            began = state.paused_at if state.paused_at and state.paused(now) else now
+            tx.schedule_pause(name, began, until)
+            return tx.schedule_state(name)
+
+    def resume_schedule(self, name: str) -> ScheduleState | None:
+        with self._transaction() as tx:
+            tx.schedule_resume(name)
+            return tx.schedule_state(name)
 
     # operating ---------------------------------------------------------------------------------
     def get_job(self, job_id: int) -> Job | None:
@@ -223,4 +305,29 @@ class SharedStore(ABC):
                 count = tx.prune_slice(cutoff, wanted, PRUNE_SLICE)
             total += count
             if count < PRUNE_SLICE:
+                break
+        # Schedules' histories follow the same retention (counted apart: they are not jobs).
+        history = decisions.prunable_history(states)
+        while True:
+            with self._writing() as tx:
+                count = tx.prune_history_slice(cutoff, history, PRUNE_SLICE)
+            if count < PRUNE_SLICE:
                 return total
+
+
+def _settle_scheduled_run(
+    tx: Executor, completion: Completion, state: JobState, next_run: Job | None
+) -> None:
+    """Within a completion's transaction: a wake-up for runs waiting for the run slot, the
+    schedule's state and run slot, and the history of the due times this completion settles.
+    Job rows before the schedule's row, the order registration locks them in too."""
+    job = completion.job
+    name = job.schedule
+    assert name is not None
+    tx.schedule_wake(name)
+    if completion.skipped is None:
+        tx.schedule_finished(
+            name, job.scheduled_at, state, started_at=job.reserved_at, job_id=job.id
+        )
+    ran = decisions.ran_record(completion, state)
+    tx.schedule_record([ran, *decisions.resolve_records(completion.history, next_run)])

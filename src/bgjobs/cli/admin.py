@@ -71,7 +71,7 @@ def status(database_url: str | None, as_json: bool) -> None:
             }
         )
         return
-    rows = [ScheduleInfo.from_state(s) for s in schedules]
+    rows = [ScheduleInfo.from_state(s, now) for s in schedules]
     console = Console()
     console.print(status_view([QueueRow(s) for s in stats], rows, nodes, now))
     if waiting:

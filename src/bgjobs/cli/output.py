@@ -26,6 +26,7 @@ from bgjobs.events import (
     NoWorkerForJob,
     QueueError,
     ScheduleConflict,
+    ScheduleRemoved,
     StoreError,
     SupervisorRestarted,
     WakeupLost,
@@ -41,7 +42,14 @@ _ERRORS = (
     SupervisorRestarted,
     NoWorkerForJob,
 )
-_WARNINGS = (JobFailed, JobTimedOut, WakeupLost, NoLiveWorker, ScheduleConflict)
+_WARNINGS = (
+    JobFailed,
+    JobTimedOut,
+    WakeupLost,
+    NoLiveWorker,
+    ScheduleConflict,
+    ScheduleRemoved,
+)
 
 
 def event_level(event: Event) -> str:

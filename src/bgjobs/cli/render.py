@@ -14,7 +14,14 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from bgjobs.adapters.base import NodeInfo, QueueStats, WaitingName, describe_offers
+from bgjobs.adapters.base import (
+    NodeInfo,
+    Occurrence,
+    QueueStats,
+    ScheduleRecord,
+    WaitingName,
+    describe_offers,
+)
 from bgjobs.runtime.app import ScheduleInfo
 
 OUTCOME_STYLES = {"succeeded": "green", "failed": "red", "discarded": "red", "cancelled": "yellow"}
@@ -144,24 +151,21 @@ def queue_table(rows: Sequence[QueueRow], *, live: bool = False) -> Table:
 
 
 def schedule_table(rows: Sequence[ScheduleInfo], now: datetime) -> Table:
+    """Each schedule: next run (or paused/removed), the newest entry of its history (a run's
+    outcome, or a skip), and how late its last run started."""
     table = new_table("Scheduled jobs")
-    for name in ("name", "schedule", "queue", "next run (UTC)", "last outcome"):
-        table.add_column(name, no_wrap=name != "schedule")
+    for name in ("name", "schedule", "queue", "next run (UTC)", "last outcome", "late"):
+        table.add_column(
+            name, no_wrap=name != "schedule", justify="right" if "late" in name else "left"
+        )
     for row in rows:
-        if row.running:
-            outcome = Text("running", style="bold yellow")
-        elif row.last_outcome:
-            outcome = Text(row.last_outcome, style=OUTCOME_STYLES.get(row.last_outcome, ""))
-            if row.last_finished_at is not None:
-                outcome.append(f" {relative(row.last_finished_at, now)}", style="dim")
-        else:
-            outcome = Text("never ran", style="dim")
         table.add_row(
             Text(row.name, style="bold"),
             row.schedule,
             row.queue,
-            when_cell(row.next_run_at, now),
-            outcome,
+            _next_cell(row, now),
+            _last_outcome_cell(row, now),
+            Text("-", style="dim") if row.lateness is None else Text(lateness_text(row.lateness)),
         )
     return table
 
@@ -171,6 +175,102 @@ def _serves(node: NodeInfo) -> str:
     if not node.workers:
         return ", ".join(node.queues) or "-"
     return ", ".join(f"{queue} ({', '.join(names)})" for queue, names in node.workers.items())
+
+
+def _next_cell(row: ScheduleInfo, now: datetime) -> Text:
+    if row.removed_at is not None:
+        return Text.assemble(("removed", "bold red"), (f" {relative(row.removed_at, now)}", "dim"))
+    if row.paused:
+        until = "" if row.paused_until is None else f" until {clock(row.paused_until)}"
+        return Text.assemble(("paused", "bold yellow"), (until, "dim"))
+    return when_cell(row.next_run_at, now)
+
+
+def _last_outcome_cell(row: ScheduleInfo, now: datetime) -> Text:
+    if row.running:
+        return Text("running", style="bold yellow")
+    record = row.last_record
+    if record is not None:
+        text, at = occurrence_text(record), record.recorded_at
+    elif row.last_outcome:  # it ran before its history was kept
+        text = Text(row.last_outcome, style=OUTCOME_STYLES.get(row.last_outcome, ""))
+        at = row.last_finished_at
+    else:
+        return Text("never ran", style="dim")
+    if at is not None:
+        text.append(f" {relative(at, now)}", style="dim")
+    return text
+
+
+_SKIPS = {
+    Occurrence.COALESCED: "coalesced",
+    Occurrence.SKIPPED_MISSED: "skipped: missed",
+    Occurrence.SKIPPED_OVERLAP: "skipped: overlap",
+    Occurrence.SKIPPED_PAUSED: "skipped: paused",
+    Occurrence.REMOVED: "removed",
+}
+
+
+def occurrence_text(record: ScheduleRecord) -> Text:
+    """'succeeded', 'failed', 'skipped: paused', 'coalesced into #12', 'skipped: #11 still
+    going'..."""
+    if record.outcome is Occurrence.RAN:
+        result = record.result or "ran"
+        text = Text(result, style=OUTCOME_STYLES.get(result, ""))
+    elif record.outcome is Occurrence.COALESCED and record.job_id is not None:
+        text = Text(f"coalesced into #{record.job_id}", style="cyan")
+    elif record.outcome is Occurrence.SKIPPED_OVERLAP and record.job_id is not None:
+        text = Text(f"skipped: #{record.job_id} still going", style="yellow")
+    else:
+        style = "yellow" if record.outcome is not Occurrence.REMOVED else "red"
+        text = Text(_SKIPS[record.outcome], style=style)
+    if record.manual:
+        text.append(" (run now)", style="dim")
+    return text
+
+
+def history_table(name: str, records: Sequence[ScheduleRecord]) -> Table:
+    """`bgjobs schedules history NAME`: one line per due time, or per span of them."""
+    table = new_table(f"History of {name} (newest first)")
+    for column in ("due (UTC)", "n", "outcome", "late", "took"):
+        table.add_column(column, no_wrap=True, justify="left" if column in _LEFT else "right")
+    # The node id is the one column that gives way on narrow screens.
+    table.add_column("node", overflow="ellipsis", min_width=8)
+    for record in records:
+        due = clock(record.due_at)
+        if record.last_due_at is not None:
+            last = clock(record.last_due_at)
+            due += " .. " + (last[11:] if last[:10] == due[:10] else last)
+        took = None
+        if record.started_at is not None and record.recorded_at is not None:
+            took = record.recorded_at - record.started_at
+        outcome = occurrence_text(record)
+        if record.outcome is Occurrence.RAN:
+            outcome = Text(f"#{record.job_id} ", style="dim") + outcome
+        table.add_row(
+            due,
+            "many" if record.occurrences is None else str(record.occurrences),
+            outcome,
+            "" if record.lateness is None else lateness_text(record.lateness),
+            "" if took is None else lateness_text(took).lstrip("+"),
+            record.node or "",
+        )
+    return table
+
+
+_LEFT = {"due (UTC)", "outcome"}
+
+
+def lateness_text(delta: timedelta) -> str:
+    """'+4ms', '+1.25s', '+2m 5s': how long after its due time a run started."""
+    seconds = delta.total_seconds()
+    sign = "-" if seconds < 0 else "+"
+    seconds = abs(seconds)
+    if seconds < 1:
+        return f"{sign}{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{sign}{seconds:.2f}s"
+    return sign + duration_text(timedelta(seconds=seconds))
 
 
 def node_table(nodes: Sequence[NodeInfo], now: datetime, this_node: str | None = None) -> Table:

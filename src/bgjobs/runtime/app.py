@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
 
-from bgjobs.adapters.base import Store
+from bgjobs.adapters.base import ScheduleRecord, Store
 from bgjobs.adapters.urls import open_store
 from bgjobs.builder import QueueSpec, RuntimeSpec
 from bgjobs.events import (
@@ -28,11 +28,14 @@ from bgjobs.events import (
     Listener,
     Migrated,
     NoWorkerForJob,
+    SchedulePaused,
+    ScheduleResumed,
     StoreError,
 )
 from bgjobs.job import Job, NewJob
 from bgjobs.job_requests import JobRequest
 from bgjobs.payload import JSON
+from bgjobs.runtime import schedule_control
 from bgjobs.runtime.clock import SYSTEM_CLOCK, Clock, StoreTime
 from bgjobs.runtime.import_guard import no_start_while_importing
 from bgjobs.runtime.lifecycle import Lifecycle, LifecycleConfig, State, new_node_id
@@ -222,9 +225,42 @@ class BgJobs:
         return job
 
     def schedules(self) -> list[ScheduleInfo]:
-        """Each scheduled job with its next run and last outcome."""
+        """Each scheduled job with its next run, last outcome and pause."""
         self._open()
         return self._schedules.infos()
+
+    def schedule_history(self, name: str, limit: int = 50) -> list[ScheduleRecord]:
+        """What became of each due time of schedule ``name``, newest first: ran (where, how
+        late, how it ended), coalesced, or skipped (missed-run policy, overlap, paused)."""
+        self._open()
+        return schedule_control.history(self._store, name, limit)
+
+    def pause_schedule(self, name: str, until: datetime | timedelta | None = None) -> ScheduleInfo:
+        """Pause schedule ``name`` on every node, until resumed or until ``until`` (a time, or
+        a duration from now). Its occurrences are recorded as skipped while paused."""
+        self._open()
+        now = self.now()
+        state = schedule_control.pause(self._store, name, schedule_control.pause_until(until, now))
+        self.emit(SchedulePaused(at=now, schedule=name, until=state.paused_until))
+        return ScheduleInfo.from_state(state, now)
+
+    def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Resume schedule ``name``: the next occurrence on its grid runs."""
+        self._open()
+        state = schedule_control.resume(self._store, name)
+        now = self.now()
+        self.emit(ScheduleResumed(at=now, schedule=name))
+        return ScheduleInfo.from_state(state, now)
+
+    def run_schedule_now(self, name: str) -> Job | None:
+        """Run schedule ``name`` once now, beside its grid (its regular run keeps its time).
+        None when a run-now run of it is already waiting or running."""
+        self._open()
+        job = schedule_control.run_now(self._store, name)
+        if job is not None:
+            self.emit(JobEnqueued(at=job.created_at, job=job))
+            self._lifecycle.notify(job.queue)
+        return job
 
     # lifecycle ---------------------------------------------------------------------------------
     def start(self) -> BgJobs:

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from bgjobs.adapters.base import Completion, Outcome
 from bgjobs.builder import QueueSpec, WorkerSpec
 from bgjobs.errors import PayloadError
-from bgjobs.job import Discard, Job, JobError, NewJob, Snooze
+from bgjobs.job import Discard, Job, JobError, Snooze
 from bgjobs.retry import Backoff
+from bgjobs.runtime.scheduling import FollowUp
 
 
 class JobTimeout(Exception):
@@ -58,7 +59,8 @@ class Policy:
     node_id: str
     backoff: Backoff
     keep_succeeded: bool
-    next_run: Callable[[Job], NewJob | None]  # scheduled jobs' next occurrence
+    follow_up: Callable[[Job], FollowUp]  # scheduled jobs: the next run and the history
+    gate: Callable[[Job], Completion | None]  # scheduled jobs: None when the run may start
     now: Callable[[], datetime]
 
 
@@ -69,12 +71,14 @@ def backoff_for(worker: WorkerSpec | None, queue: QueueSpec) -> Backoff:
 def failure(job: Job, policy: Policy, error: JobError, *, discard: bool = False) -> Completion:
     if discard or job.attempt >= job.max_attempts:
         outcome = Outcome.DISCARDED if discard else Outcome.FAILED
+        follow = policy.follow_up(job)
         return Completion(
             job=job,
             node_id=policy.node_id,
             outcome=outcome,
             error=error,
-            next_run=policy.next_run(job),
+            next_run=follow.next_run,
+            history=follow.history,
         )
     return Completion(
         job=job,
@@ -86,12 +90,14 @@ def failure(job: Job, policy: Policy, error: JobError, *, discard: bool = False)
 
 
 def success(job: Job, policy: Policy) -> Completion:
+    follow = policy.follow_up(job)
     return Completion(
         job=job,
         node_id=policy.node_id,
         outcome=Outcome.SUCCEEDED,
         keep=policy.keep_succeeded,
-        next_run=policy.next_run(job),
+        next_run=follow.next_run,
+        history=follow.history,
     )
 
 
@@ -100,8 +106,12 @@ def snoozed(job: Job, policy: Policy, delay: timedelta) -> Completion:
 
 
 def precheck(running: RunningJob, policy: Policy, known: Callable[[], str]) -> Completion | None:
-    """Poison input fails its job permanently instead of crashing or looping."""
+    """Poison input fails its job permanently instead of crashing or looping. A scheduled run
+    first passes its schedule's gate (paused? another run going? defined on this node?): it is
+    never discarded for a worker this node lacks."""
     job = running.job
+    if job.schedule is not None and (held := policy.gate(job)) is not None:
+        return held
     if running.worker is None:
         error = JobError(
             at=policy.now(),

@@ -94,7 +94,7 @@ class Lifecycle:
         self._time = store_time
         self._clock = store_time.clock
         self._policies = Policies(
-            routes, node_id, config.retention, schedules.next_run, store_time.now
+            routes, node_id, config.retention, schedules.follow_up, schedules.gate, store_time.now
         )
         self._conflicts = ScheduleConflicts(schedules.definitions(), self._emit, store_time.now)
         self._unserved = UnservedJobs(
@@ -202,6 +202,7 @@ class Lifecycle:
         for queue_spec in self._routes.queues:
             workers = self._routes.workers_of(queue_spec.name)
             self.runners[queue_spec.name] = QueueRunner(queue_spec, workers, context)
+        self._schedules.publish()  # before the first beat: a live node's schedules are known
         self._store.heartbeat(self._node_info())  # after the runners exist: it lists the queues
         self._register_schedules(startup=True)
         # Listen before the first claim: a job committed in between is then either claimed by
@@ -278,6 +279,8 @@ class Lifecycle:
         if self._async_loop is not None:
             self._async_loop.stop()
         # A failure is reported by the store facade; the rescuer on other nodes cleans up.
+        with contextlib.suppress(Exception):
+            self._schedules.unpublish()
         with contextlib.suppress(Exception):
             self._store.remove_node(self._node_id)
         self._state = State.FAILED if failed else State.STOPPED

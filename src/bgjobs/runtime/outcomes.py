@@ -18,6 +18,7 @@ from bgjobs.events import (
     JobSucceeded,
     QueueError,
     ScheduledNextRun,
+    ScheduledRunSkipped,
 )
 from bgjobs.runtime.queue_runner import QueueRunner
 
@@ -56,7 +57,9 @@ class OutcomeEvents:
             runner.notify()
         if not self._listening(job.queue, job.name):
             return
-        if outcome is Outcome.SUCCEEDED:
+        if completion.skipped is not None:
+            self._emit(ScheduledRunSkipped(at=at, job=job, reason=completion.skipped.value))
+        elif outcome is Outcome.SUCCEEDED:
             duration = at - (job.reserved_at or at)
             self._emit(JobSucceeded(at=at, job=job, duration=max(duration, timedelta(0))))
         elif outcome is Outcome.RETRY:

@@ -7,6 +7,7 @@ past a known due time, which is what keeps scheduled jobs within milliseconds of
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import threading
 from collections.abc import Callable
@@ -191,7 +192,10 @@ class QueueRunner:
         policy = self._ctx.policy_for(running.job, worker)
 
         async def run() -> None:
-            completion = precheck(running, policy, self._known)
+            if running.job.schedule is not None:  # its gate asks the database: not on the loop
+                completion = await asyncio.to_thread(precheck, running, policy, self._known)
+            else:
+                completion = precheck(running, policy, self._known)
             if completion is None:
                 self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
                 error: BaseException | None = None

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bgjobs.adapters.base import Completion
 from bgjobs.builder import QueueSpec, Retention, ScheduledJobSpec, WorkerSpec
 from bgjobs.errors import UnknownWorkerError
 from bgjobs.job import Job, NewJob
 from bgjobs.job_requests import JobRequest, build_new_job
 from bgjobs.runtime.execution import Policy, backoff_for
+from bgjobs.runtime.scheduling import FollowUp
 
 
 @dataclass(frozen=True)
@@ -107,20 +109,22 @@ def unknown_worker(name: str, known: tuple[str, ...]) -> UnknownWorkerError:
 
 class Policies:
     """One Policy per (queue, job name), made on first use: backoff from the worker or its queue,
-    retention of successes, and the next run of a scheduled job."""
+    retention of successes, and a scheduled job's gate and follow-up."""
 
     def __init__(
         self,
         routes: Routes,
         node_id: str,
         retention: Retention,
-        next_run: Callable[[Job], NewJob | None],
+        follow_up: Callable[[Job], FollowUp],
+        gate: Callable[[Job], Completion | None],
         now: Callable[[], datetime],
     ) -> None:
         self._routes = routes
         self._node_id = node_id
         self._keep_succeeded = retention.succeeded is None or retention.succeeded > timedelta(0)
-        self._next_run = next_run
+        self._follow_up = follow_up
+        self._gate = gate
         self._now = now
         self._made: dict[tuple[str, str], Policy] = {}
 
@@ -134,7 +138,8 @@ class Policies:
                 node_id=self._node_id,
                 backoff=backoff_for(worker, queue),
                 keep_succeeded=self._keep_succeeded,
-                next_run=self._next_run,
+                follow_up=self._follow_up,
+                gate=self._gate,
                 now=self._now,
             )
         return policy

@@ -20,10 +20,14 @@ from bgjobs.adapters.base import (
     Completion,
     JobFilter,
     NodeInfo,
+    ScheduleRecord,
     ScheduleState,
     WaitingName,
+    run_now_key,
+    schedule_key,
+    schedule_paused,
 )
-from bgjobs.adapters.decisions import Rescued, keeps_record
+from bgjobs.adapters.decisions import GateFacts, Rescued, keeps_record
 from bgjobs.adapters.postgres.queries import Queries
 from bgjobs.adapters.postgres.rows import (
     INSERTED_COLUMNS,
@@ -36,11 +40,13 @@ from bgjobs.adapters.postgres.rows import (
 from bgjobs.adapters.postgres.schema import lock_key
 from bgjobs.adapters.rows import (
     Row,
+    history_values,
     inserted_job,
     node_info,
     offers_json,
     picker,
     scalar,
+    schedule_record,
     schedule_state,
 )
 from bgjobs.adapters.rows import microseconds as us
@@ -163,8 +169,23 @@ class PostgresExecutor:
         done = {scalar(row) for row in self._rows(self._q.complete, (batch,))}
         return [c.job.id in done for c in group]
 
-    def schedule_finished(self, name: str, due_at: datetime, outcome: JobState) -> None:
-        self._conn.execute(self._q.schedule_finished, (due_at, outcome.value, name))
+    def schedule_finished(
+        self,
+        name: str,
+        due_at: datetime,
+        outcome: JobState,
+        *,
+        started_at: datetime | None = None,
+        job_id: int | None = None,
+    ) -> None:
+        params = {
+            "due_at": due_at,
+            "outcome": outcome.value,
+            "started_at": started_at,
+            "job_id": job_id,
+            "name": name,
+        }
+        self._conn.execute(self._q.schedule_finished, params)
 
     def extend_leases(self, node_id: str, lease: timedelta, job_ids: Sequence[int] | None) -> int:
         if job_ids is None:
@@ -214,16 +235,69 @@ class PostgresExecutor:
         row = self._one(self._q.by_unique_key, (unique_key,))
         return None if row is None else hot(row)
 
-    def schedule_definition(self, name: str) -> str | None:
-        definition: str | None = scalar(self._one(self._q.schedule_definition, (name,)))
-        return definition
-
-    def schedule_upsert(self, name: str, definition: str, queue: str) -> None:
-        self._conn.execute(self._q.schedule_upsert, (name, definition, queue))
+    def schedule_upsert(self, name: str, definition: str, queue: str, max_attempts: int) -> None:
+        self._conn.execute(self._q.schedule_upsert, (name, definition, queue, max_attempts))
 
     def schedule_states(self) -> list[ScheduleState]:
-        rows = self._conn.execute(self._q.schedule_states, (SCHEDULE_KEY_PREFIX,)).fetchall()
+        params = {"prefix": SCHEDULE_KEY_PREFIX}
+        rows = self._conn.execute(self._q.schedule_states, params).fetchall()
         return [schedule_state(row, utc) for row in rows]
+
+    def schedule_state(self, name: str) -> ScheduleState | None:
+        row = self._one(self._q.schedule_state, {"prefix": SCHEDULE_KEY_PREFIX, "name": name})
+        return None if row is None else schedule_state(row, utc)
+
+    def schedule_record(self, records: Sequence[ScheduleRecord]) -> None:
+        batch = batch_json([history_values(r, datetime.isoformat) for r in records])
+        self._conn.execute(self._q.schedule_record, (batch,))
+
+    def schedule_history(self, name: str, limit: int) -> list[ScheduleRecord]:
+        rows = self._conn.execute(
+            self._q.schedule_history, {"name": name, "limit": limit}
+        ).fetchall()
+        return [schedule_record(row, utc) for row in rows]
+
+    def schedule_gate(self, name: str, job_id: int) -> GateFacts | None:
+        row = self._one(self._q.schedule_gate, {"name": name, "job_id": job_id})
+        if row is None:
+            return None
+        paused_at, until, busy, now = row
+        return GateFacts(schedule_paused(paused_at, until, now), bool(busy))
+
+    def schedule_start(self, name: str, job_id: int, *, regular: bool) -> bool:
+        params = {"name": name, "job_id": job_id, "regular": regular}
+        return self._count(self._q.schedule_start, params) == 1
+
+    def schedule_pause(self, name: str, paused_at: datetime, until: datetime | None) -> None:
+        params = {"name": name, "paused_at": paused_at, "until": until}
+        self._conn.execute(self._q.schedule_pause, params)
+
+    def schedule_resume(self, name: str) -> None:
+        self._conn.execute(self._q.schedule_resume, {"name": name})
+
+    def schedule_wake(self, name: str) -> None:
+        params = {"regular": schedule_key(name), "run_now": run_now_key(name)}
+        self._conn.execute(self._q.schedule_wake, params)
+
+    def schedule_publish(self, node_id: str, names: Sequence[str]) -> None:
+        self._conn.execute(self._q.schedule_publish, {"node": node_id, "names": list(names)})
+
+    def schedule_unpublish(self, node_id: str) -> None:
+        self._conn.execute(self._q.schedule_unpublish, {"node": node_id})
+
+    def schedule_defined(self, name: str, alive_for: timedelta) -> bool:
+        params = {"name": name, "alive_us": us(alive_for)}
+        return bool(scalar(self._one(self._q.schedule_defined, params)))
+
+    def schedule_forget_published(self, alive_for: timedelta) -> None:
+        self._conn.execute(self._q.schedule_forget_published, {"alive_us": us(alive_for)})
+
+    def schedule_remove_runs(self, name: str) -> list[Job]:
+        params = {"regular": schedule_key(name), "run_now": run_now_key(name)}
+        return [hot(row) for row in self._conn.execute(self._q.schedule_remove_runs, params)]
+
+    def schedule_removed(self, name: str) -> None:
+        self._conn.execute(self._q.schedule_removed, {"name": name})
 
     # operating ---------------------------------------------------------------------------------
     def get_hot(self, job_id: int, *, for_update: bool = False) -> Job | None:
@@ -278,6 +352,10 @@ class PostgresExecutor:
 
     def prune_slice(self, cutoff: datetime, states: Sequence[str], limit: int) -> int:
         return self._count(self._q.prune_slice, (list(states), cutoff, limit))
+
+    def prune_history_slice(self, cutoff: datetime, results: Sequence[str], limit: int) -> int:
+        params = {"cutoff": cutoff, "results": list(results), "limit": limit}
+        return self._count(self._q.prune_history_slice, params)
 
 
 def _claim_params(request: ClaimRequest) -> dict[str, Any]:

@@ -184,10 +184,14 @@ WITH d AS (
 SELECT id FROM fin UNION ALL SELECT id FROM back
 """
 
-# A scheduled run ended: remember when it was due, when it ended and how.
+# A scheduled run ended: remember when it was due, started and ended, and how; free the run
+# slot if it held it.
 SCHEDULE_FINISHED = """
-UPDATE {schedules} SET last_due_at = %s, last_finished_at = now(), last_outcome = %s
-WHERE name = %s
+UPDATE {schedules} SET last_due_at = %(due_at)s, last_finished_at = now(),
+    last_outcome = %(outcome)s,
+    last_started_at = coalesce(%(started_at)s::timestamptz, last_started_at),
+    running_job = CASE WHEN running_job = %(job_id)s THEN NULL ELSE running_job END
+WHERE name = %(name)s
 """
 
 # Push back the leases of a node's jobs (EXTEND_ALL: all of them; EXTEND_SOME: the given ones).
@@ -284,20 +288,110 @@ ON CONFLICT (id) DO NOTHING
 RETURNING {_ARCHIVE_OUT}
 """
 
-# The definition a schedule was last registered with.
-SCHEDULE_DEFINITION = "SELECT definition FROM {schedules} WHERE name = %s"
-# Register a schedule, or update its definition and queue.
+# Register a schedule, or update its definition, queue and attempts (a schedule defined again
+# is no longer removed).
 SCHEDULE_UPSERT = """
-INSERT INTO {schedules} (name, definition, queue) VALUES (%s, %s, %s)
-ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition, queue = EXCLUDED.queue
+INSERT INTO {schedules} (name, definition, queue, max_attempts) VALUES (%s, %s, %s, %s)
+ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition, queue = EXCLUDED.queue,
+    max_attempts = EXCLUDED.max_attempts, removed_at = NULL
 """
 # The hot row holding a unique key (a schedule's pending or running run), locked.
 BY_UNIQUE_KEY = f"SELECT {_HOT_OUT}, now() FROM {{jobs}} WHERE unique_key = %s FOR UPDATE"
-# Every schedule with its pending run, if any.
-SCHEDULE_STATES = f"""
+_SCHEDULE_STATE_FROM = f"""
 SELECT {rows.SCHEDULE_STATE_SELECT}
-FROM {{schedules}} s LEFT JOIN {{jobs}} j ON j.unique_key = %s || s.name
-ORDER BY s.name
+FROM {{schedules}} s
+LEFT JOIN {{jobs}} j ON j.unique_key = %(prefix)s || s.name
+LEFT JOIN {{history}} h
+    ON h.id = (SELECT max(id) FROM {{history}} WHERE schedule = s.name)
+"""
+# Every schedule with its pending run and newest history entry.
+SCHEDULE_STATES = _SCHEDULE_STATE_FROM + "ORDER BY s.name"
+# One schedule, as SCHEDULE_STATES.
+SCHEDULE_STATE = _SCHEDULE_STATE_FROM + "WHERE s.name = %(name)s"
+# Append entries to schedules' histories.
+SCHEDULE_RECORD = f"""
+INSERT INTO {{history}} ({rows.select_list(rows.HISTORY_WRITTEN)})
+SELECT {rows.select_list(rows.HISTORY_WRITTEN)}
+FROM json_to_recordset(%s::json) AS r(schedule text, outcome text, due_at timestamptz,
+    last_due_at timestamptz, occurrences bigint, job_id bigint, node text,
+    started_at timestamptz, result text, manual boolean)
+"""
+# A schedule's newest history entries.
+SCHEDULE_HISTORY = f"""
+SELECT {rows.HISTORY_SELECT} FROM {{history}} WHERE schedule = %(name)s
+ORDER BY id DESC LIMIT %(limit)s
+"""
+# Whether another run (than the given one) holds the schedule's run slot and is reserved now.
+_SLOT_BUSY = """EXISTS (SELECT 1 FROM {jobs} j WHERE j.id = running_job AND j.id <> %(job_id)s
+                      AND j.reserved_by IS NOT NULL)"""
+# A run takes its schedule's run slot if the slot is free and, for a regular run, the schedule
+# is not paused: one round trip on the way to every scheduled handler. The row lock makes two
+# runs taking it at once go one after the other. No row changed: SCHEDULE_GATE tells why.
+SCHEDULE_START = f"""
+UPDATE {{schedules}} SET running_job = %(job_id)s
+WHERE name = %(name)s AND NOT {_SLOT_BUSY}
+  AND NOT (%(regular)s AND paused_at IS NOT NULL
+           AND (paused_until IS NULL OR paused_until > now()))
+"""
+# What a run's gate decides on: the schedule's pause, whether its run slot is busy, and the
+# database clock.
+SCHEDULE_GATE = f"""
+SELECT paused_at, paused_until, {_SLOT_BUSY}, now() FROM {{schedules}} WHERE name = %(name)s
+"""
+# Pause a schedule (until a time, or until resumed).
+SCHEDULE_PAUSE = """
+UPDATE {schedules} SET paused_at = %(paused_at)s, paused_until = %(until)s WHERE name = %(name)s
+"""
+# Resume a schedule.
+SCHEDULE_RESUME = (
+    "UPDATE {schedules} SET paused_at = NULL, paused_until = NULL WHERE name = %(name)s"
+)
+# Runs waiting for a schedule's run slot (given back while another run went) are due now.
+SCHEDULE_WAKE = """
+UPDATE {jobs} SET available_at = now()
+WHERE unique_key IN (%(regular)s, %(run_now)s) AND reserved_by IS NULL AND attempt = 0
+  AND scheduled_at <= now() AND available_at > now()
+"""
+# A node says which schedules it defines (again later: the first time stays).
+SCHEDULE_PUBLISH = """
+INSERT INTO {node_schedules} (schedule, node_id, published_at)
+SELECT unnest(%(names)s::text[]), %(node)s, now()
+ON CONFLICT (schedule, node_id) DO NOTHING
+"""
+# A node that stops stamps what it published with the time it left: it counts a while longer
+# (the publication grace), so a deploy that restarts every node retires nothing in between.
+SCHEDULE_UNPUBLISH = "UPDATE {node_schedules} SET published_at = now() WHERE node_id = %(node)s"
+# Whether a node alive within the given microseconds defines a schedule (or, with no registry
+# row, published it or stopped within them).
+SCHEDULE_DEFINED = f"""
+SELECT EXISTS (SELECT 1 FROM {{node_schedules}} p LEFT JOIN {{nodes}} n ON n.id = p.node_id
+               WHERE p.schedule = %(name)s
+                 AND (n.heartbeat_at >= now() - %(alive_us)s::bigint{_US}
+                      OR (n.id IS NULL AND p.published_at >= now() - %(alive_us)s::bigint{_US})))
+"""
+# Forget what nodes that are gone published.
+SCHEDULE_FORGET_PUBLISHED = f"""
+DELETE FROM {{node_schedules}} p WHERE p.published_at < now() - %(alive_us)s::bigint{_US}
+  AND NOT EXISTS (SELECT 1 FROM {{nodes}} n
+                  WHERE n.id = p.node_id AND n.heartbeat_at >= now() - %(alive_us)s::bigint{_US})
+"""
+# The waiting runs of a schedule (regular and run-now), removed with it.
+SCHEDULE_REMOVE_RUNS = f"""
+DELETE FROM {{jobs}} WHERE unique_key IN (%(regular)s, %(run_now)s) AND reserved_by IS NULL
+{_RETURN_HOT}
+"""
+# No live node defines a schedule any more.
+SCHEDULE_REMOVED = (
+    "UPDATE {schedules} SET removed_at = now(), running_job = NULL WHERE name = %(name)s"
+)
+# Delete up to a number of history entries recorded before a cutoff, kept under the given
+# results ('' stands for entries that are not a run).
+PRUNE_HISTORY_SLICE = """
+DELETE FROM {history} WHERE id = ANY(ARRAY(
+    SELECT id FROM {history}
+    WHERE recorded_at < %(cutoff)s AND coalesce(result, '') = ANY(%(results)s::text[])
+    LIMIT %(limit)s
+))
 """
 
 # One waiting or running job (GET_HOT_FOR_UPDATE: locked, to act on it).
@@ -421,11 +515,25 @@ class Queries:
         self.forget_nodes = render(FORGET_NODES)
         self.waiting_names = render(WAITING_NAMES)
         self.discard_waiting = render(DISCARD_WAITING)
-        self.schedule_definition = render(SCHEDULE_DEFINITION)
         self.schedule_upsert = render(SCHEDULE_UPSERT)
         self.by_unique_key = render(BY_UNIQUE_KEY)
         self.delete_hot = render(DELETE_HOT)
         self.schedule_states = render(SCHEDULE_STATES)
+        self.schedule_state = render(SCHEDULE_STATE)
+        self.schedule_record = render(SCHEDULE_RECORD)
+        self.schedule_history = render(SCHEDULE_HISTORY)
+        self.schedule_gate = render(SCHEDULE_GATE)
+        self.schedule_start = render(SCHEDULE_START)
+        self.schedule_pause = render(SCHEDULE_PAUSE)
+        self.schedule_resume = render(SCHEDULE_RESUME)
+        self.schedule_wake = render(SCHEDULE_WAKE)
+        self.schedule_publish = render(SCHEDULE_PUBLISH)
+        self.schedule_unpublish = render(SCHEDULE_UNPUBLISH)
+        self.schedule_defined = render(SCHEDULE_DEFINED)
+        self.schedule_forget_published = render(SCHEDULE_FORGET_PUBLISHED)
+        self.schedule_remove_runs = render(SCHEDULE_REMOVE_RUNS)
+        self.schedule_removed = render(SCHEDULE_REMOVED)
+        self.prune_history_slice = render(PRUNE_HISTORY_SLICE)
         self.get_hot = render(GET_HOT)
         self.get_hot_for_update = render(GET_HOT_FOR_UPDATE)
         self.get_archived = render(GET_ARCHIVED)

@@ -19,6 +19,8 @@ TABLES = {
     "archive": "bgjobs_archive",
     "nodes": "bgjobs_nodes",
     "schedules": "bgjobs_schedules",
+    "history": "bgjobs_schedule_history",
+    "node_schedules": "bgjobs_node_schedules",
     "version": "bgjobs_schema",
 }
 
@@ -101,6 +103,41 @@ MIGRATIONS: dict[int, list[str]] = {
     # What each node publishes it runs (rolling deploys): {"workers": {queue: [name, ...]},
     # "schedules": {name: definition}}.
     3: ["ALTER TABLE {nodes} ADD COLUMN offers jsonb NOT NULL DEFAULT '{{}}'"],
+    4: [],
+    # Schedules you can operate: a history of every due time, pause, the run slot that keeps
+    # runs of one schedule from overlapping, and which live node defines which schedule.
+    5: [
+        """ALTER TABLE {schedules}
+            ADD COLUMN max_attempts integer NOT NULL DEFAULT 1,
+            ADD COLUMN last_started_at timestamptz,
+            ADD COLUMN running_job bigint,
+            ADD COLUMN paused_at timestamptz,
+            ADD COLUMN paused_until timestamptz,
+            ADD COLUMN removed_at timestamptz""",
+        """CREATE TABLE {history} (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            schedule text NOT NULL,
+            outcome text NOT NULL,
+            due_at timestamptz NOT NULL,
+            last_due_at timestamptz,
+            occurrences bigint,
+            job_id bigint,
+            node text,
+            started_at timestamptz,
+            result text,
+            manual boolean NOT NULL DEFAULT false,
+            recorded_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        # A schedule's newest entries; and prune by age.
+        "CREATE INDEX bgjobs_schedule_history_schedule ON {history} (schedule, id)",
+        "CREATE INDEX bgjobs_schedule_history_recorded ON {history} (recorded_at)",
+        """CREATE TABLE {node_schedules} (
+            schedule text NOT NULL,
+            node_id text NOT NULL,
+            published_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (schedule, node_id)
+        )""",
+    ],
 }
 
 

@@ -19,19 +19,25 @@ from bgjobs.adapters.base import (
     JobFilter,
     NodeInfo,
     Outcome,
+    ScheduleRecord,
     ScheduleState,
     WaitingName,
+    run_now_key,
+    schedule_key,
+    schedule_paused,
 )
-from bgjobs.adapters.decisions import Rescued, final_state, keeps_record
+from bgjobs.adapters.decisions import GateFacts, Rescued, final_state, keeps_record
 from bgjobs.adapters.rows import (
     CARRIED_COLUMNS,
     HOT_COLUMNS,
+    history_values,
     inserted_job,
     microseconds,
     node_info,
     offers_json,
     picker,
     scalar,
+    schedule_record,
     schedule_state,
 )
 from bgjobs.adapters.sqlite import queries as q
@@ -172,8 +178,24 @@ class SQLiteExecutor:
             self._cur.executemany(q.ARCHIVE_INSERT, archive)
         return applied
 
-    def schedule_finished(self, name: str, due_at: datetime, outcome: JobState) -> None:
-        self._cur.execute(q.SCHEDULE_FINISHED, (to_us(due_at), self._now_us, outcome.value, name))
+    def schedule_finished(
+        self,
+        name: str,
+        due_at: datetime,
+        outcome: JobState,
+        *,
+        started_at: datetime | None = None,
+        job_id: int | None = None,
+    ) -> None:
+        params = {
+            "due_at": to_us(due_at),
+            "now": self._now_us,
+            "outcome": outcome.value,
+            "started_at": None if started_at is None else to_us(started_at),
+            "job_id": job_id,
+            "name": name,
+        }
+        self._cur.execute(q.SCHEDULE_FINISHED, params)
 
     def extend_leases(self, node_id: str, lease: timedelta, job_ids: Sequence[int] | None) -> int:
         params = {"lease": self._now_us + microseconds(lease), "node": node_id}
@@ -237,18 +259,80 @@ class SQLiteExecutor:
         row = self._cur.execute(q.BY_UNIQUE_KEY, (unique_key,)).fetchone()
         return None if row is None else hot(row, self._now)
 
-    def schedule_definition(self, name: str) -> str | None:
-        definition: str | None = scalar(
-            self._cur.execute(q.SCHEDULE_DEFINITION, (name,)).fetchone()
-        )
-        return definition
-
-    def schedule_upsert(self, name: str, definition: str, queue: str) -> None:
-        self._cur.execute(q.SCHEDULE_UPSERT, (name, definition, queue))
+    def schedule_upsert(self, name: str, definition: str, queue: str, max_attempts: int) -> None:
+        self._cur.execute(q.SCHEDULE_UPSERT, (name, definition, queue, max_attempts))
 
     def schedule_states(self) -> list[ScheduleState]:
-        rows = self._rows(q.SCHEDULE_STATES, (SCHEDULE_KEY_PREFIX,))
+        rows = self._rows(q.SCHEDULE_STATES, {"prefix": SCHEDULE_KEY_PREFIX})
         return [schedule_state(row, from_us) for row in rows]
+
+    def schedule_state(self, name: str) -> ScheduleState | None:
+        row = self._cur.execute(
+            q.SCHEDULE_STATE, {"prefix": SCHEDULE_KEY_PREFIX, "name": name}
+        ).fetchone()
+        return None if row is None else schedule_state(row, from_us)
+
+    def schedule_record(self, records: Sequence[ScheduleRecord]) -> None:
+        values = [{**history_values(r, to_us), "now": self._now_us} for r in records]
+        self._cur.executemany(q.SCHEDULE_RECORD, values)
+
+    def schedule_history(self, name: str, limit: int) -> list[ScheduleRecord]:
+        rows = self._rows(q.SCHEDULE_HISTORY, {"name": name, "limit": limit})
+        return [schedule_record(row, from_us) for row in rows]
+
+    def schedule_gate(self, name: str, job_id: int) -> GateFacts | None:
+        row = self._cur.execute(q.SCHEDULE_GATE, {"name": name, "job_id": job_id}).fetchone()
+        if row is None:
+            return None
+        paused_at, until, busy = row
+        paused = schedule_paused(
+            None if paused_at is None else from_us(paused_at),
+            None if until is None else from_us(until),
+            self._now,
+        )
+        return GateFacts(paused, bool(busy))
+
+    def schedule_start(self, name: str, job_id: int, *, regular: bool) -> bool:
+        params = {"name": name, "job_id": job_id, "regular": regular, "now": self._now_us}
+        return self._count(q.SCHEDULE_START, params) == 1
+
+    def schedule_pause(self, name: str, paused_at: datetime, until: datetime | None) -> None:
+        params = {
+            "name": name,
+            "paused_at": to_us(paused_at),
+            "until": None if until is None else to_us(until),
+        }
+        self._cur.execute(q.SCHEDULE_PAUSE, params)
+
+    def schedule_resume(self, name: str) -> None:
+        self._cur.execute(q.SCHEDULE_RESUME, {"name": name})
+
+    def schedule_wake(self, name: str) -> None:
+        params = {"now": self._now_us, "regular": schedule_key(name), "run_now": run_now_key(name)}
+        self._cur.execute(q.SCHEDULE_WAKE, params)
+
+    def schedule_publish(self, node_id: str, names: Sequence[str]) -> None:
+        params = {"node": node_id, "now": self._now_us, "names": json.dumps(list(names))}
+        self._cur.execute(q.SCHEDULE_PUBLISH, params)
+
+    def schedule_unpublish(self, node_id: str) -> None:
+        self._cur.execute(q.SCHEDULE_UNPUBLISH, {"node": node_id, "now": self._now_us})
+
+    def schedule_defined(self, name: str, alive_for: timedelta) -> bool:
+        since = self._now_us - microseconds(alive_for)
+        row = self._cur.execute(q.SCHEDULE_DEFINED, {"name": name, "since": since}).fetchone()
+        return bool(scalar(row))
+
+    def schedule_forget_published(self, alive_for: timedelta) -> None:
+        since = self._now_us - microseconds(alive_for)
+        self._cur.execute(q.SCHEDULE_FORGET_PUBLISHED, {"since": since})
+
+    def schedule_remove_runs(self, name: str) -> list[Job]:
+        params = {"regular": schedule_key(name), "run_now": run_now_key(name)}
+        return [hot(row, self._now) for row in self._rows(q.SCHEDULE_REMOVE_RUNS, params)]
+
+    def schedule_removed(self, name: str) -> None:
+        self._cur.execute(q.SCHEDULE_REMOVED, {"name": name, "now": self._now_us})
 
     # operating ---------------------------------------------------------------------------------
     def get_hot(self, job_id: int, *, for_update: bool = False) -> Job | None:
@@ -316,6 +400,10 @@ class SQLiteExecutor:
     def prune_slice(self, cutoff: datetime, states: Sequence[str], limit: int) -> int:
         params = {"cutoff": to_us(cutoff), "states": json.dumps(list(states)), "limit": limit}
         return self._count(q.PRUNE_SLICE, params)
+
+    def prune_history_slice(self, cutoff: datetime, results: Sequence[str], limit: int) -> int:
+        params = {"cutoff": to_us(cutoff), "results": json.dumps(list(results)), "limit": limit}
+        return self._count(q.PRUNE_HISTORY_SLICE, params)
 
 
 def _names(names: Sequence[str] | None) -> str | None:

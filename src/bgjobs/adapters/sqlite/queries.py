@@ -104,11 +104,14 @@ ARCHIVE_INSERT = (
     f"INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})"
     f" VALUES ({', '.join('?' for _ in rows.ARCHIVE_COLUMNS)})"
 )
-# A scheduled run ended: remember when it was due, when it ended and how.
-SCHEDULE_FINISHED = (
-    "UPDATE bgjobs_schedules SET last_due_at = ?, last_finished_at = ?, last_outcome = ?"
-    " WHERE name = ?"
-)
+# A scheduled run ended: remember when it was due, started and ended, and how; free the run
+# slot if it held it.
+SCHEDULE_FINISHED = """
+UPDATE bgjobs_schedules SET last_due_at = :due_at, last_finished_at = :now,
+    last_outcome = :outcome, last_started_at = coalesce(:started_at, last_started_at),
+    running_job = CASE WHEN running_job = :job_id THEN NULL ELSE running_job END
+WHERE name = :name
+"""
 # Push back the leases of all of a node's jobs.
 EXTEND_ALL = "UPDATE bgjobs_jobs SET lease_expires_at = :lease WHERE reserved_by = :node"
 # Push back the leases of some of a node's jobs.
@@ -175,20 +178,94 @@ RETURNING {_ARCHIVE}"""
 DELETE_DISCARDED = f"DELETE FROM bgjobs_jobs WHERE id IN {_IDS}"
 
 # scheduled jobs --------------------------------------------------------------------------------
-# The definition a schedule was last registered with.
-SCHEDULE_DEFINITION = "SELECT definition FROM bgjobs_schedules WHERE name = ?"
-# Register a schedule, or update its definition and queue.
+# Register a schedule, or update its definition, queue and attempts (a schedule defined again
+# is no longer removed).
 SCHEDULE_UPSERT = """
-INSERT INTO bgjobs_schedules (name, definition, queue) VALUES (?,?,?)
-ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, queue = excluded.queue
+INSERT INTO bgjobs_schedules (name, definition, queue, max_attempts) VALUES (?,?,?,?)
+ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, queue = excluded.queue,
+    max_attempts = excluded.max_attempts, removed_at = NULL
 """
 # The hot row holding a unique key (a schedule's pending or running run).
 BY_UNIQUE_KEY = f"SELECT {_HOT} FROM bgjobs_jobs WHERE unique_key = ?"
-# Every schedule with its pending run, if any.
-SCHEDULE_STATES = f"""
+_SCHEDULE_STATE_FROM = f"""
 SELECT {rows.SCHEDULE_STATE_SELECT}
-FROM bgjobs_schedules s LEFT JOIN bgjobs_jobs j ON j.unique_key = ? || s.name
-ORDER BY s.name"""
+FROM bgjobs_schedules s
+LEFT JOIN bgjobs_jobs j ON j.unique_key = :prefix || s.name
+LEFT JOIN bgjobs_schedule_history h
+    ON h.id = (SELECT max(id) FROM bgjobs_schedule_history WHERE schedule = s.name)"""
+# Every schedule with its pending run and newest history entry.
+SCHEDULE_STATES = _SCHEDULE_STATE_FROM + " ORDER BY s.name"
+# One schedule, as SCHEDULE_STATES.
+SCHEDULE_STATE = _SCHEDULE_STATE_FROM + " WHERE s.name = :name"
+# Append entries to schedules' histories (executemany).
+SCHEDULE_RECORD = (
+    f"INSERT INTO bgjobs_schedule_history ({rows.select_list(rows.HISTORY_WRITTEN)}, recorded_at)"
+    f" VALUES ({', '.join(':' + c for c in rows.HISTORY_WRITTEN)}, :now)"
+)
+# A schedule's newest history entries.
+SCHEDULE_HISTORY = f"""
+SELECT {rows.HISTORY_SELECT} FROM bgjobs_schedule_history WHERE schedule = :name
+ORDER BY id DESC LIMIT :limit"""
+# Whether another run (than :job_id) holds the schedule's run slot and is reserved right now.
+_SLOT_BUSY = """EXISTS (SELECT 1 FROM bgjobs_jobs j WHERE j.id = running_job AND j.id <> :job_id
+                      AND j.reserved_by IS NOT NULL)"""
+# A run takes its schedule's run slot if the slot is free and, for a regular run (:regular),
+# the schedule is not paused. No row changed: SCHEDULE_GATE tells why.
+SCHEDULE_START = f"""
+UPDATE bgjobs_schedules SET running_job = :job_id
+WHERE name = :name AND NOT {_SLOT_BUSY}
+  AND NOT (:regular AND paused_at IS NOT NULL AND (paused_until IS NULL OR paused_until > :now))"""
+# What a run's gate decides on: the schedule's pause, and whether its run slot is busy.
+SCHEDULE_GATE = f"""
+SELECT paused_at, paused_until, {_SLOT_BUSY} FROM bgjobs_schedules WHERE name = :name"""
+# Pause a schedule (until :until, or until resumed).
+SCHEDULE_PAUSE = (
+    "UPDATE bgjobs_schedules SET paused_at = :paused_at, paused_until = :until WHERE name = :name"
+)
+# Resume a schedule.
+SCHEDULE_RESUME = (
+    "UPDATE bgjobs_schedules SET paused_at = NULL, paused_until = NULL WHERE name = :name"
+)
+# Runs waiting for a schedule's run slot (given back while another run went) are due now.
+SCHEDULE_WAKE = """
+UPDATE bgjobs_jobs SET available_at = :now
+WHERE unique_key IN (:regular, :run_now) AND reserved_by IS NULL AND attempt = 0
+  AND scheduled_at <= :now AND available_at > :now"""
+# A node says which schedules it defines (again later: the first time stays).
+SCHEDULE_PUBLISH = """
+INSERT INTO bgjobs_node_schedules (schedule, node_id, published_at)
+SELECT value, :node, :now FROM json_each(:names) WHERE true
+ON CONFLICT (schedule, node_id) DO NOTHING"""
+# A node that stops stamps what it published with the time it left: it counts a while longer
+# (the publication grace), so a deploy that restarts every node retires nothing in between.
+SCHEDULE_UNPUBLISH = "UPDATE bgjobs_node_schedules SET published_at = :now WHERE node_id = :node"
+# Whether a node alive since :since defines a schedule (or, with no registry row, published
+# it or stopped since then).
+SCHEDULE_DEFINED = """
+SELECT EXISTS (SELECT 1 FROM bgjobs_node_schedules p LEFT JOIN bgjobs_nodes n ON n.id = p.node_id
+               WHERE p.schedule = :name
+                 AND (n.heartbeat_at >= :since OR (n.id IS NULL AND p.published_at >= :since)))"""
+# Forget what nodes that are gone published.
+SCHEDULE_FORGET_PUBLISHED = """
+DELETE FROM bgjobs_node_schedules WHERE published_at < :since
+  AND NOT EXISTS (SELECT 1 FROM bgjobs_nodes n
+                  WHERE n.id = node_id AND n.heartbeat_at >= :since)"""
+# The waiting runs of a schedule (regular and run-now), removed with it.
+SCHEDULE_REMOVE_RUNS = f"""
+DELETE FROM bgjobs_jobs WHERE unique_key IN (:regular, :run_now) AND reserved_by IS NULL
+RETURNING {_HOT}"""
+# No live node defines a schedule any more.
+SCHEDULE_REMOVED = (
+    "UPDATE bgjobs_schedules SET removed_at = :now, running_job = NULL WHERE name = :name"
+)
+# Delete up to :limit history entries recorded before :cutoff, kept under :results (JSON array;
+# "" stands for entries that are not a run).
+PRUNE_HISTORY_SLICE = """
+DELETE FROM bgjobs_schedule_history WHERE id IN (
+    SELECT id FROM bgjobs_schedule_history
+    WHERE recorded_at < :cutoff
+      AND coalesce(result, '') IN (SELECT value FROM json_each(:results)) LIMIT :limit)
+"""
 
 # operating -------------------------------------------------------------------------------------
 # One waiting or running job.

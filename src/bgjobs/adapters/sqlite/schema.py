@@ -80,6 +80,42 @@ MIGRATIONS: dict[int, list[str]] = {
     # What each node publishes it runs (rolling deploys): {"workers": {queue: [name, ...]},
     # "schedules": {name: definition}}.
     3: ["ALTER TABLE bgjobs_nodes ADD COLUMN offers TEXT NOT NULL DEFAULT '{}'"],
+    4: [],
+    # Schedules you can operate: a history of every due time, pause, the run slot that keeps
+    # runs of one schedule from overlapping, and which live node defines which schedule.
+    5: [
+        "ALTER TABLE bgjobs_schedules ADD COLUMN max_attempts INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE bgjobs_schedules ADD COLUMN last_started_at INTEGER",
+        "ALTER TABLE bgjobs_schedules ADD COLUMN running_job INTEGER",
+        "ALTER TABLE bgjobs_schedules ADD COLUMN paused_at INTEGER",
+        "ALTER TABLE bgjobs_schedules ADD COLUMN paused_until INTEGER",
+        "ALTER TABLE bgjobs_schedules ADD COLUMN removed_at INTEGER",
+        """CREATE TABLE bgjobs_schedule_history (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            schedule TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            due_at INTEGER NOT NULL,
+            last_due_at INTEGER,
+            occurrences INTEGER,
+            job_id INTEGER,
+            node TEXT,
+            started_at INTEGER,
+            result TEXT,
+            manual INTEGER NOT NULL DEFAULT 0,
+            recorded_at INTEGER NOT NULL
+        )""",
+        # A schedule's newest entries; and prune by age.
+        """CREATE INDEX bgjobs_schedule_history_schedule
+           ON bgjobs_schedule_history (schedule, id)""",
+        """CREATE INDEX bgjobs_schedule_history_recorded
+           ON bgjobs_schedule_history (recorded_at)""",
+        """CREATE TABLE bgjobs_node_schedules (
+            schedule TEXT NOT NULL,
+            node_id TEXT NOT NULL,
+            published_at INTEGER NOT NULL,
+            PRIMARY KEY (schedule, node_id)
+        )""",
+    ],
 }
 
 VERSION_TABLE = "bgjobs_schema"
