@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from bgjobs.job import Job, JobError, JobState, NewJob
+from bgjobs.job import Job, JobError, JobState, NewJob, Progress
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 8
 """The schema version this release of bgjobs reads and writes."""
 
 
@@ -39,6 +39,7 @@ class Completion:
     delay: timedelta = timedelta(0)
     keep: bool = True  # SUCCEEDED only: False deletes instead of archiving
     next_run: NewJob | None = None  # scheduled jobs: inserted in the same transaction
+    progress: Progress | None = None  # the handler's last report, not yet written: written first
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,16 @@ class Applied:
 
     applied: bool
     next_run: Job | None = None
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """A running job's progress to record, fenced like a completion on (id, node, attempt)."""
+
+    job_id: int
+    node_id: str
+    attempt: int
+    progress: Progress
 
 
 @dataclass(frozen=True)
@@ -181,6 +192,10 @@ class Store(Protocol):
 
     def release(self, node_id: str, job_ids: Sequence[int]) -> list[Job]:
         """Give unfinished jobs back to their queue without counting the attempt."""
+
+    def set_progress(self, updates: Sequence[ProgressUpdate]) -> list[int]:
+        """Record running jobs' progress in one statement; the ids whose fence held. A row being
+        finished at the same moment is skipped (its completion carries its last progress)."""
 
     # nodes and rescue ------------------------------------------------------------------------
     def heartbeat(self, node: NodeInfo) -> None:

@@ -15,6 +15,7 @@ from bgjobs.adapters.base import (
     SCHEMA_VERSION,
     Completion,
     Outcome,
+    ProgressUpdate,
     QueueStats,
     RescueResult,
     ScheduleRegistration,
@@ -40,6 +41,15 @@ def final_state(outcome: Outcome) -> JobState | None:
 def keeps_record(completion: Completion) -> bool:
     """Whether a finished job is archived (always, but for a success with ``keep=False``)."""
     return completion.keep or completion.outcome is not Outcome.SUCCEEDED
+
+
+def final_progress(completions: Sequence[Completion]) -> list[ProgressUpdate]:
+    """The progress completions carry (a handler's last report, not yet written)."""
+    return [
+        ProgressUpdate(c.job.id, c.node_id, c.job.attempt, c.progress)
+        for c in completions
+        if c.progress is not None
+    ]
 
 
 # scheduled jobs -----------------------------------------------------------------------------

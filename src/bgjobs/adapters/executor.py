@@ -19,6 +19,7 @@ from bgjobs.adapters.base import (
     Completion,
     JobFilter,
     NodeInfo,
+    ProgressUpdate,
     ScheduleState,
 )
 from bgjobs.adapters.decisions import Rescued
@@ -57,6 +58,9 @@ class Executor(Protocol):
         """Push back the leases of the node's jobs (all of them when ``job_ids`` is None)."""
 
     def release(self, node_id: str, job_ids: Sequence[int]) -> list[Job]: ...
+
+    def set_progress(self, updates: Sequence[ProgressUpdate]) -> list[int]:
+        """Record progress of running jobs whose fence (id, node, attempt) holds; their ids."""
 
     # nodes and rescue --------------------------------------------------------------------------
     def heartbeat(self, node: NodeInfo) -> None: ...

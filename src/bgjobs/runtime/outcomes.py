@@ -14,6 +14,7 @@ from bgjobs.events import (
     Event,
     JobDiscarded,
     JobFailed,
+    JobProgress,
     JobSnoozed,
     JobSucceeded,
     QueueError,
@@ -56,6 +57,8 @@ class OutcomeEvents:
             runner.notify()
         if not self._listening(job.queue, job.name):
             return
+        if (progress := completion.progress) is not None:  # written with the outcome
+            self._emit(JobProgress.recorded(at, job, progress))
         if outcome is Outcome.SUCCEEDED:
             duration = at - (job.reserved_at or at)
             self._emit(JobSucceeded(at=at, job=job, duration=max(duration, timedelta(0))))

@@ -11,13 +11,14 @@ import ctypes
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bgjobs.adapters.base import ClaimRequest, Completion, Store
+from bgjobs.adapters.base import ClaimRequest, Completion, ProgressUpdate, Store
 from bgjobs.builder import QueueSpec, WorkerSpec
 from bgjobs.events import (
     Event,
+    JobProgress,
     JobReserved,
     JobStarted,
     JobTimedOut,
@@ -25,7 +26,8 @@ from bgjobs.events import (
     QueuePollingStarted,
     QueuePollingStopped,
 )
-from bgjobs.job import Job, JobError
+from bgjobs.instrumentation import Instrumentation
+from bgjobs.job import Job, JobError, Progress
 from bgjobs.runtime.async_loop import AsyncLoop
 from bgjobs.runtime.clock import Clock
 from bgjobs.runtime.execution import (
@@ -36,6 +38,7 @@ from bgjobs.runtime.execution import (
     outcome_of,
     precheck,
 )
+from bgjobs.runtime.progress import ProgressSlot
 from bgjobs.runtime.worker_pool import WorkerPool
 
 _MIN_SLEEP = 0.0005
@@ -54,6 +57,7 @@ class RunnerContext:
     async_loop: Callable[[], AsyncLoop]
     now: Callable[[], datetime]  # the store's time, for events and job times
     clock: Clock  # deadlines and sleeps
+    instrumentation: Instrumentation | None = None  # wraps each run (tracing)
 
 
 class QueueRunner:
@@ -66,6 +70,7 @@ class QueueRunner:
         self._claiming = True
         self._lock = threading.Lock()
         self.running: dict[int, RunningJob] = {}
+        self._reporting: dict[int, RunningJob] = {}  # running jobs that reported progress
         self._pool = WorkerPool(spec.max_concurrent_jobs, spec.name)
         self._stopped = threading.Event()
         self._errors = 0
@@ -106,6 +111,8 @@ class QueueRunner:
         """Claim and dispatch once; return how long to sleep."""
         poll = self.spec.poll_interval.total_seconds()
         self._expire_deadlines()
+        if self._reporting:
+            self._write_progress()
         free = self.spec.max_concurrent_jobs - len(self.running)
         if free <= 0:
             return self._until_deadline(poll)
@@ -144,6 +151,8 @@ class QueueRunner:
     def _until_deadline(self, sleep: float) -> float:
         with self._lock:
             deadlines = [r.deadline for r in self.running.values() if r.deadline is not None]
+            reporting = list(self._reporting.values())
+        deadlines += [due for r in reporting if (due := r.progress_due()) is not None]
         if deadlines:
             sleep = min(sleep, max(min(deadlines) - self._ctx.clock.monotonic(), _MIN_SLEEP))
         return sleep
@@ -155,6 +164,7 @@ class QueueRunner:
         if worker is not None and worker.timeout is not None:
             running.deadline = running.started + worker.timeout.total_seconds()
         job.attach_touch(lambda extend: self._touch(running, extend))
+        job.attach_progress(lambda progress: self._report(running, progress))
         with self._lock:
             self.running[job.id] = running
         if self._ctx.listening(job.queue, job.name):
@@ -166,37 +176,58 @@ class QueueRunner:
 
     def _run_sync(self, running: RunningJob) -> None:
         running.thread_id = threading.get_ident()
+        tracing = self._ctx.instrumentation
+        if tracing is None:
+            completion, _ = self._execute_sync(running)
+        else:
+            with tracing.run(running.job) as scope:
+                completion, error = self._execute_sync(running)
+                scope.finished(completion, error)
+        self._finish(running, completion)
+
+    def _execute_sync(self, running: RunningJob) -> tuple[Completion, BaseException | None]:
+        """Run the handler: its completion, and what it raised."""
         policy = self._ctx.policy_for(running.job, running.worker)
         completion = precheck(running, policy, self._known)
-        if completion is None:
-            assert running.worker is not None
-            if self._ctx.listening(running.job.queue, running.job.name):
-                self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
-            error: BaseException | None = None
-            try:
-                running.worker.handler(running.job)
-            except BaseException as exc:  # a handler must never kill its thread or queue
-                error = exc
-            finally:
-                _leave_handler(running)
-            completion = outcome_of(running.job, policy, error)
-        else:
+        if completion is not None:
             _leave_handler(running)
-        self._finish(running, completion)
+            return completion, None
+        assert running.worker is not None
+        if self._ctx.listening(running.job.queue, running.job.name):
+            self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
+        error: BaseException | None = None
+        try:
+            running.worker.handler(running.job)
+        except BaseException as exc:  # a handler must never kill its thread or queue
+            error = exc
+        finally:
+            _leave_handler(running)
+        return outcome_of(running.job, policy, error), error
 
     def _start_async(self, running: RunningJob, worker: WorkerSpec) -> None:
         policy = self._ctx.policy_for(running.job, worker)
+        tracing = self._ctx.instrumentation
+
+        async def execute() -> tuple[Completion, BaseException | None]:
+            completion = precheck(running, policy, self._known)
+            if completion is not None:
+                return completion, None
+            self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
+            error: BaseException | None = None
+            try:
+                await worker.handler(running.job)
+            except BaseException as exc:
+                error = exc
+            return outcome_of(running.job, policy, error), error
 
         async def run() -> None:
-            completion = precheck(running, policy, self._known)
-            if completion is None:
-                self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
-                error: BaseException | None = None
-                try:
-                    await worker.handler(running.job)
-                except BaseException as exc:
-                    error = exc
-                completion = outcome_of(running.job, policy, error)
+            if tracing is None:
+                completion, _ = await execute()
+            else:
+                # Entered inside the task: the span is current for the handler's awaits only.
+                with tracing.run(running.job) as scope:
+                    completion, error = await execute()
+                    scope.finished(completion, error)
             self._finish(running, completion)
 
         future = self._ctx.async_loop().submit(run())
@@ -206,7 +237,7 @@ class QueueRunner:
         if not running.take_finish():
             return  # the timeout watchdog already finished this job
         self._forget(running)
-        self._ctx.submit_completion(completion)
+        self._ctx.submit_completion(_with_last_progress(running, completion))
         self._wake.set()
 
     def _forget(self, running: RunningJob) -> None:
@@ -214,6 +245,43 @@ class QueueRunner:
         with self._lock:
             if self.running.get(running.job.id) is running:
                 del self.running[running.job.id]
+            if self._reporting.get(running.job.id) is running:
+                del self._reporting[running.job.id]
+
+    # progress --------------------------------------------------------------------------------
+    def _report(self, running: RunningJob, progress: Progress) -> None:
+        """``job.set_progress`` (the handler's thread or task): keep it; wake the loop to write
+        it if it is due."""
+        slot = running.progress
+        if slot is None:
+            slot = running.progress = ProgressSlot()
+            with self._lock:
+                if self.running.get(running.job.id) is running:
+                    self._reporting[running.job.id] = running
+        if slot.report(progress, self._ctx.clock.monotonic()):
+            self._wake.set()
+
+    def _write_progress(self) -> None:
+        """Write every due progress report of this queue in one statement."""
+        now = self._ctx.clock.monotonic()
+        with self._lock:
+            reporting = list(self._reporting.values())
+        due = [(r, p) for r in reporting if r.progress and (p := r.progress.take_due(now))]
+        if not due:
+            return
+        node = self._ctx.node_id
+        updates = [ProgressUpdate(r.job.id, node, r.job.attempt, p) for r, p in due]
+        try:
+            written = set(self._ctx.store.set_progress(updates))
+        except Exception:  # reported by the store facade; the values wait for the next try
+            for running, progress in due:
+                if running.progress is not None:
+                    running.progress.put_back(progress)
+            return
+        for running, progress in due:
+            job = running.job
+            if job.id in written and self._ctx.listening(job.queue, job.name):
+                self._ctx.emit(JobProgress.recorded(self._ctx.now(), job, progress))
 
     def _known(self) -> str:
         return ", ".join(sorted(self._workers)) or "none"
@@ -252,7 +320,8 @@ class QueueRunner:
                 type="JobTimeout",
                 message=f"{job.name} ran longer than its timeout of {worker.timeout}",
             )
-            self._ctx.submit_completion(failure(job, self._ctx.policy_for(job, worker), error))
+            completion = failure(job, self._ctx.policy_for(job, worker), error)
+            self._ctx.submit_completion(_with_last_progress(running, completion))
 
     def _interrupt(self, running: RunningJob) -> None:
         if running.cancel is not None:
@@ -267,6 +336,12 @@ class QueueRunner:
                 ctypes.c_ulong(running.thread_id), ctypes.py_object(JobTimeout)
             )
             self._pool.retire(running.thread_id)
+
+
+def _with_last_progress(running: RunningJob, completion: Completion) -> Completion:
+    """The completion carrying the handler's last report if it is not written yet."""
+    last = running.progress.take_last() if running.progress is not None else None
+    return completion if last is None else replace(completion, progress=last)
 
 
 def _cancel(future: Future[None]) -> None:

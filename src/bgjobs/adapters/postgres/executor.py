@@ -20,6 +20,7 @@ from bgjobs.adapters.base import (
     Completion,
     JobFilter,
     NodeInfo,
+    ProgressUpdate,
     ScheduleState,
 )
 from bgjobs.adapters.decisions import Rescued, keeps_record
@@ -38,6 +39,7 @@ from bgjobs.adapters.rows import (
     inserted_job,
     node_info,
     picker,
+    progress_rows,
     scalar,
     schedule_state,
 )
@@ -85,6 +87,7 @@ class PostgresExecutor:
                     "delay_us": us(j.delay),
                     "unique_key": j.unique_key,
                     "schedule": j.schedule,
+                    "meta": j.raw_meta,
                 }
                 for j in jobs
             ]
@@ -115,6 +118,7 @@ class PostgresExecutor:
                 "delay_us": us(new.delay),
                 "unique_key": new.unique_key,
                 "schedule": new.schedule,
+                "meta": new.raw_meta,
                 "channel": self._channel,
             }
             row = cur.execute(self._q.insert_one, params).fetchone()
@@ -167,6 +171,10 @@ class PostgresExecutor:
         if job_ids is None:
             return self._count(self._q.extend_all, (us(lease), node_id))
         return self._count(self._q.extend_some, (us(lease), node_id, list(job_ids)))
+
+    def set_progress(self, updates: Sequence[ProgressUpdate]) -> list[int]:
+        rows = self._conn.execute(self._q.set_progress, (progress_rows(updates),)).fetchall()
+        return [scalar(row) for row in rows]
 
     def release(self, node_id: str, job_ids: Sequence[int]) -> list[Job]:
         params = {"node": node_id, "ids": list(job_ids), "channel": self._channel}
@@ -313,4 +321,5 @@ def _due_now_plain(new: NewJob) -> bool:
         and not new.delay
         and new.unique_key is None
         and new.schedule is None
+        and new.raw_meta is None
     )

@@ -33,7 +33,8 @@ _CARRIED = rows.CARRIED_SELECT
 # (available/scheduled) is derived from it.
 _RETURN_HOT = f"RETURNING {_HOT_OUT}, now()"
 _INSERT_COLUMNS = (
-    "queue, name, payload, priority, max_attempts, available_at, scheduled_at, unique_key, schedule"
+    "queue, name, payload, priority, max_attempts, available_at, scheduled_at, unique_key,"
+    " schedule, meta"
 )
 
 # One job due now, no unique key or schedule: the usual enqueue, as lean as a bare INSERT
@@ -54,7 +55,7 @@ INSERT_ONE = f"""
 WITH ins AS (
     INSERT INTO {{jobs}} ({_INSERT_COLUMNS})
     VALUES (%(queue)s, %(name)s, %(payload)s, %(priority)s, %(max_attempts)s, {_AT}, {_AT},
-            %(unique_key)s, %(schedule)s)
+            %(unique_key)s, %(schedule)s, %(meta)s)
     ON CONFLICT DO NOTHING
     RETURNING id, created_at, available_at, queue
 )
@@ -67,12 +68,13 @@ WITH v AS (
     SELECT u.*, COALESCE(u.available_at, now() + u.delay_us{_US}) AS at
     FROM ROWS FROM (json_to_recordset(%(jobs)s::json)
              AS (queue text, name text, payload text, priority int, max_attempts int,
-                 available_at timestamptz, delay_us bigint, unique_key text, schedule text))
+                 available_at timestamptz, delay_us bigint, unique_key text, schedule text,
+                 meta text))
          WITH ORDINALITY AS u(queue, name, payload, priority, max_attempts, available_at,
-                              delay_us, unique_key, schedule, ord)
+                              delay_us, unique_key, schedule, meta, ord)
 ), ins AS (
     INSERT INTO {{jobs}} ({_INSERT_COLUMNS})
-    SELECT queue, name, payload, priority, max_attempts, at, at, unique_key, schedule
+    SELECT queue, name, payload, priority, max_attempts, at, at, unique_key, schedule, meta
     FROM v ORDER BY ord
     ON CONFLICT DO NOTHING
     RETURNING {_HOT}
@@ -193,6 +195,23 @@ WHERE id IN (SELECT id FROM {{jobs}} WHERE reserved_by = %s {{only}} FOR UPDATE 
 """
 EXTEND_ALL = _EXTEND.replace("{only}", "")
 EXTEND_SOME = _EXTEND.replace("{only}", "AND id = ANY(%s::bigint[])")
+
+# Record running jobs' progress, each fenced on (id, node, attempt); the ids it applied to.
+# SKIP LOCKED, as in _EXTEND: a locked row is being finished, and its completion carries its
+# last progress.
+SET_PROGRESS = """
+WITH r AS (
+    SELECT * FROM json_to_recordset(%s::json)
+        AS r(id bigint, node text, attempt int, fraction double precision, message text)
+), mine AS (
+    SELECT j.id FROM {jobs} j JOIN r ON j.id = r.id AND j.reserved_by = r.node
+        AND j.attempt = r.attempt
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE {jobs} j SET progress = r.fraction, progress_message = r.message
+FROM r, mine WHERE j.id = mine.id AND r.id = mine.id
+RETURNING j.id
+"""
 
 # Give unfinished jobs back without counting the attempt (shutdown), waking other nodes.
 RELEASE = f"""
@@ -322,10 +341,10 @@ WITH moved AS (
     RETURNING {_ARCHIVE}
 ), ins AS (
     INSERT INTO {{jobs}} (id, queue, name, payload, priority, attempt, max_attempts,
-                         available_at, created_at, scheduled_at, schedule, errors)
+                         available_at, created_at, scheduled_at, schedule, errors, meta)
     OVERRIDING SYSTEM VALUE
     SELECT id, queue, name, payload, priority, 0, max_attempts, now(), created_at, now(),
-           schedule, errors
+           schedule, errors, meta
     FROM moved
     RETURNING id, queue
 )
@@ -375,6 +394,7 @@ class Queries:
         self.schedule_finished = render(SCHEDULE_FINISHED)
         self.extend_all = render(EXTEND_ALL)
         self.extend_some = render(EXTEND_SOME)
+        self.set_progress = render(SET_PROGRESS)
         self.release = render(RELEASE)
         self.heartbeat = render(HEARTBEAT)
         self.remove_node = render(REMOVE_NODE)

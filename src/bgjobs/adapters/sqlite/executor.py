@@ -19,6 +19,7 @@ from bgjobs.adapters.base import (
     JobFilter,
     NodeInfo,
     Outcome,
+    ProgressUpdate,
     ScheduleState,
 )
 from bgjobs.adapters.decisions import Rescued, final_state, keeps_record
@@ -29,6 +30,7 @@ from bgjobs.adapters.rows import (
     microseconds,
     node_info,
     picker,
+    progress_rows,
     scalar,
     schedule_state,
 )
@@ -90,6 +92,7 @@ class SQLiteExecutor:
                 available_us,
                 new.unique_key,
                 new.schedule,
+                new.raw_meta,
             ),
         )
         if cur.rowcount == 0:
@@ -176,6 +179,10 @@ class SQLiteExecutor:
         if job_ids is None:
             return self._count(q.EXTEND_ALL, params)
         return self._count(q.EXTEND_SOME, {**params, "ids": json.dumps(list(job_ids))})
+
+    def set_progress(self, updates: Sequence[ProgressUpdate]) -> list[int]:
+        rows = self._rows(q.SET_PROGRESS, {"rows": progress_rows(updates)})
+        return [scalar(row) for row in rows]
 
     def release(self, node_id: str, job_ids: Sequence[int]) -> list[Job]:
         rows = self._rows(q.RELEASE, {"node": node_id, "ids": json.dumps(list(job_ids))})

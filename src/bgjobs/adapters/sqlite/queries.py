@@ -27,7 +27,7 @@ _ROW_ERROR = "json(json_extract(r.value, '$.error'))"
 # round trip to save, SQLite needs no INSERT_NOW or INSERT_MANY: a batch runs this per job.
 INSERT_ONE = (
     "INSERT INTO bgjobs_jobs (queue, name, payload, priority, max_attempts, available_at,"
-    " created_at, scheduled_at, unique_key, schedule) VALUES (?,?,?,?,?,?,?,?,?,?)"
+    " created_at, scheduled_at, unique_key, schedule, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT DO NOTHING"
 )
 
@@ -104,6 +104,16 @@ SCHEDULE_FINISHED = (
 EXTEND_ALL = "UPDATE bgjobs_jobs SET lease_expires_at = :lease WHERE reserved_by = :node"
 # Push back the leases of some of a node's jobs.
 EXTEND_SOME = EXTEND_ALL + f" AND id IN {_IDS}"
+# Record running jobs' progress, each fenced on (id, node, attempt); the ids it applied to.
+SET_PROGRESS = """
+UPDATE bgjobs_jobs SET progress = json_extract(r.value, '$.fraction'),
+    progress_message = json_extract(r.value, '$.message')
+FROM json_each(:rows) AS r
+WHERE bgjobs_jobs.id = json_extract(r.value, '$.id')
+  AND bgjobs_jobs.reserved_by = json_extract(r.value, '$.node')
+  AND bgjobs_jobs.attempt = json_extract(r.value, '$.attempt')
+RETURNING bgjobs_jobs.id
+"""
 # Give unfinished jobs back without counting the attempt (shutdown).
 RELEASE = f"""
 UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
@@ -226,9 +236,9 @@ def retry(by_ids: bool, by_name: bool) -> str:
     next run). Then DELETE_RETRIED (Postgres does both in one statement)."""
     return (
         "INSERT INTO bgjobs_jobs (id, queue, name, payload, priority, attempt, max_attempts,"
-        " available_at, created_at, scheduled_at, schedule, errors)"
+        " available_at, created_at, scheduled_at, schedule, errors, meta)"
         " SELECT id, queue, name, payload, priority, 0, max_attempts, :now, created_at, :now,"
-        " schedule, errors FROM bgjobs_archive"
+        " schedule, errors, meta FROM bgjobs_archive"
         # Given ids: look each up by primary key (the planner would rather walk the state index
         # over every failed job, as it cannot know how short the JSON list is).
         + (" NOT INDEXED" if by_ids else "")
