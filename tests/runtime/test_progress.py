@@ -157,4 +157,3 @@ def test_set_progress_outside_a_runtime_only_validates() -> None:
     job.set_progress(0.5, "fine")  # a handler called directly, e.g. in a unit test
     with pytest.raises(bgjobs.ConfigError, match="from 0 to 1"):
         job.set_progress(1.5)
-

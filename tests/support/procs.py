@@ -16,9 +16,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_node(url: str, mode: str, *extra: str) -> subprocess.Popen[str]:
+    return start_module("tests.support.node", url, mode, *extra)
+
+
+def start_module(module: str, *args: str) -> subprocess.Popen[str]:
+    """``python -m module args...`` once it printed "ready"."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.node", url, mode, *extra],
+        [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
