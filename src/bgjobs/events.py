@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
-from bgjobs.job import Job, JobError, Progress
+from bgjobs.job import Job, JobError
 
 log = logging.getLogger("bgjobs")
 
@@ -122,10 +122,6 @@ class JobProgress(JobEvent):
 
     fraction: float
     message: str
-
-    @classmethod
-    def recorded(cls, at: datetime, job: Job, progress: Progress) -> JobProgress:
-        return cls(at=at, job=job, fraction=progress.fraction, message=progress.message)
 
     def describe(self) -> str:
         return f"{self._job_line()} {self.fraction:.0%} {self.message}".rstrip()

@@ -7,8 +7,8 @@ everything but the SQL, and pass the same contract suite (tests/adapters/test_co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -117,6 +117,8 @@ class QueueStats:
     failed: int  # failed + discarded, all time (until pruned)
     succeeded_recent: int  # finished in the window given to ``queue_stats``
     failed_recent: int
+    # ``running`` by node id, from the same read (a node's busy slots never disagree with it)
+    running_by_node: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

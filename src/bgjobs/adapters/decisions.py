@@ -172,21 +172,23 @@ def prunable(states: Iterable[JobState]) -> list[str]:
 
 def assemble_stats(
     waiting: Iterable[tuple[str, int, int]],
-    running: Iterable[tuple[str, int]],
+    running: Iterable[tuple[str, str, int]],
     failed: Iterable[tuple[str, int]],
     recent: Iterable[tuple[str, str, int]],
 ) -> list[QueueStats]:
     """Per-queue stats from the four stats queries' rows: (queue, available, scheduled),
-    (queue, running), (queue, failed + discarded) and (queue, state, finished since)."""
+    (queue, node, running), (queue, failed + discarded) and (queue, state, finished since)."""
     counts: dict[str, dict[str, int]] = {}
+    by_node: dict[str, dict[str, int]] = {}
 
     def queue(name: str) -> dict[str, int]:
         return counts.setdefault(name, dict.fromkeys(_STAT_FIELDS, 0))
 
     for name, available, scheduled in waiting:
         queue(name).update(available=available, scheduled=scheduled)
-    for name, count in running:
-        queue(name)["running"] = count
+    for name, node, count in running:
+        queue(name)["running"] += count
+        by_node.setdefault(name, {})[node] = count
     for name, count in failed:
         queue(name)["failed"] = count
     for name, state, count in recent:
@@ -194,7 +196,10 @@ def assemble_stats(
             queue(name)["succeeded_recent"] += count
         elif state in (JobState.FAILED.value, JobState.DISCARDED.value):
             queue(name)["failed_recent"] += count
-    return [QueueStats(queue=name, **counts[name]) for name in sorted(counts)]
+    return [
+        QueueStats(queue=name, **counts[name], running_by_node=by_node.get(name, {}))
+        for name in sorted(counts)
+    ]
 
 
 _STAT_FIELDS = ("available", "scheduled", "running", "failed", "succeeded_recent", "failed_recent")

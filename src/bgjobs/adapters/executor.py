@@ -105,8 +105,8 @@ class Executor(Protocol):
     def stats_waiting(self) -> list[tuple[str, int, int]]:
         """(queue, available, scheduled) per queue."""
 
-    def stats_running(self) -> list[tuple[str, int]]:
-        """(queue, running) per queue."""
+    def stats_running(self) -> list[tuple[str, str, int]]:
+        """(queue, node, running) per queue and node."""
 
     def stats_failed(self) -> list[tuple[str, int]]:
         """(queue, failed + discarded) per queue."""

@@ -16,7 +16,14 @@ from bgjobs.adapters.base import JobFilter
 from bgjobs.cli.database import connected, database_option
 from bgjobs.cli.output import CliError, job_to_dict, print_json
 from bgjobs.cli.params import POSITIVE_BIGINT, UTF8_TEXT
-from bgjobs.cli.render import OUTCOME_STYLES, clock, new_table
+from bgjobs.cli.render import (
+    OUTCOME_STYLES,
+    clock,
+    long_cell,
+    new_table,
+    print_table,
+    progress_text,
+)
 from bgjobs.errors import PayloadError
 from bgjobs.job import Job, JobState
 
@@ -69,7 +76,8 @@ def list_jobs(
     if as_json:
         print_json([job_to_dict(job) for job in found])
     else:
-        Console().print(jobs_table(found))
+        whole = not Console().is_terminal  # into a pipe: one whole line per job, nothing cut
+        print_table(jobs_table(found, whole=whole), whole=whole)
 
 
 @jobs.command()
@@ -185,23 +193,33 @@ def _state(job: Job) -> Text:
     return Text(job.state.value, style=STATE_STYLES.get(job.state.value, ""))
 
 
-def jobs_table(found: list[Job]) -> Table:
-    """id, name, queue, state, attempt, when, and the last error cut to the width left."""
-    table = new_table(expand=True)
+def jobs_table(found: list[Job], *, whole: bool = False) -> Table:
+    """id, name, queue, state, attempt, when, progress (when a job has some) and the last error.
+    On a terminal the last two share the width left and are cut at a word boundary; ``whole``
+    (output into a pipe) keeps every cell whole, one line per job, for grep and friends."""
+    table = new_table(expand=not whole)
     for column in ("id", "name", "queue", "state", "try", "at (UTC)"):
         table.add_column(column, justify="right" if column == "id" else "left", no_wrap=True)
-    table.add_column("last error", overflow="ellipsis", no_wrap=True, ratio=1)
+    with_progress = any(job.progress is not None for job in found)
+    flexible = {"ratio": None if whole else 1, "no_wrap": True}
+    if with_progress:
+        table.add_column("progress", min_width=len("progress"), **flexible)  # type: ignore[arg-type]
+    table.add_column("last error", min_width=len("last error"), **flexible)  # type: ignore[arg-type]
     for job in found:
         error = job.errors[-1] if job.errors else None
-        table.add_row(
+        cells: list[RenderableType] = [
             str(job.id),
             job.name,
             job.queue,
             _state(job),
             f"{job.attempt}/{job.max_attempts}",
             _when(job),
-            Text(f"{error.type}: {error.message}", style="red") if error else "",
-        )
+        ]
+        if with_progress:
+            cells.append(long_cell(progress_text(job.progress), whole=whole))
+        message = f"{error.type}: {error.message}" if error else ""
+        cells.append(long_cell(message, whole=whole, style="red"))
+        table.add_row(*cells)
     if not found:
         table.add_row("", Text("no jobs", style="dim"))
     return table
@@ -225,6 +243,8 @@ def job_detail(job: Job) -> RenderableType:
         ("finished", clock(job.finished_at) if job.finished_at else None),
         ("schedule", job.schedule),
         ("unique key", job.unique_key),
+        ("progress", progress_text(job.progress, bar=20) if job.progress else None),
+        *((key, value) for key, value in sorted(job.meta.items())),  # e.g. the traceparent
     ]
     for label, value in rows:
         if value is not None:

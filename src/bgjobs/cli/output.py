@@ -20,6 +20,7 @@ from bgjobs.events import (
     Event,
     JobDiscarded,
     JobFailed,
+    JobRescued,
     JobTimedOut,
     MaintenanceError,
     NoWorkerForJob,
@@ -39,7 +40,7 @@ _ERRORS = (
     SupervisorRestarted,
     NoWorkerForJob,
 )
-_WARNINGS = (JobFailed, JobTimedOut, WakeupLost)
+_WARNINGS = (JobFailed, JobTimedOut, JobRescued, WakeupLost)  # a rescue: a node died
 
 
 def event_level(event: Event) -> str:
@@ -140,6 +141,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "finished_at": stamp(job.finished_at),
         "unique_key": job.unique_key,
         "schedule": job.schedule,
+        "progress": None if job.progress is None else asdict(job.progress),
+        "meta": dict(job.meta),
         "errors": [error.to_dict() for error in job.errors],
     }
 

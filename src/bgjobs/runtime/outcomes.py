@@ -58,7 +58,9 @@ class OutcomeEvents:
         if not self._listening(job.queue, job.name):
             return
         if (progress := completion.progress) is not None:  # written with the outcome
-            self._emit(JobProgress.recorded(at, job, progress))
+            self._emit(
+                JobProgress(at=at, job=job, fraction=progress.fraction, message=progress.message)
+            )
         if outcome is Outcome.SUCCEEDED:
             duration = at - (job.reserved_at or at)
             self._emit(JobSucceeded(at=at, job=job, duration=max(duration, timedelta(0))))

@@ -278,10 +278,11 @@ class QueueRunner:
                 if running.progress is not None:
                     running.progress.put_back(progress)
             return
-        for running, progress in due:
+        for running, value in due:
             job = running.job
             if job.id in written and self._ctx.listening(job.queue, job.name):
-                self._ctx.emit(JobProgress.recorded(self._ctx.now(), job, progress))
+                at, fraction, message = self._ctx.now(), value.fraction, value.message
+                self._ctx.emit(JobProgress(at=at, job=job, fraction=fraction, message=message))
 
     def _known(self) -> str:
         return ", ".join(sorted(self._workers)) or "none"

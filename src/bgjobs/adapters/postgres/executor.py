@@ -233,7 +233,8 @@ class PostgresExecutor:
         return None if row is None else archived(row)
 
     def list_hot(self, where: JobFilter) -> list[Job]:
-        rows = self._conn.execute(self._q.list_hot, _filter_params(where)).fetchall()
+        query = self._q.list_running if where.state is JobState.RUNNING else self._q.list_hot
+        rows = self._conn.execute(query, _filter_params(where)).fetchall()
         return [hot(row) for row in rows]
 
     def list_archived(self, where: JobFilter) -> list[Job]:
@@ -243,7 +244,7 @@ class PostgresExecutor:
     def stats_waiting(self) -> list[tuple[str, int, int]]:
         return self._conn.execute(self._q.stats_waiting).fetchall()
 
-    def stats_running(self) -> list[tuple[str, int]]:
+    def stats_running(self) -> list[tuple[str, str, int]]:
         return self._conn.execute(self._q.stats_running).fetchall()
 
     def stats_failed(self) -> list[tuple[str, int]]:

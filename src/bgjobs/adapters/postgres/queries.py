@@ -300,6 +300,15 @@ WHERE (%(name)s::text IS NULL OR name = %(name)s)
         ELSE true END
 ORDER BY id DESC LIMIT %(limit)s
 """
+# The newest running jobs matching a filter, from the partial index of running jobs (LIST_HOT's
+# CASE hides it from the planner, which would walk every waiting job instead).
+LIST_RUNNING = f"""
+SELECT {_HOT_OUT}, now() FROM {{jobs}}
+WHERE reserved_by IS NOT NULL
+  AND (%(name)s::text IS NULL OR name = %(name)s)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+ORDER BY id DESC LIMIT %(limit)s
+"""
 # The newest finished jobs matching a filter (NULL parameters match all).
 LIST_ARCHIVED = f"""
 SELECT {_ARCHIVE_OUT} FROM {{archive}}
@@ -316,8 +325,11 @@ SELECT queue,
        count(*) FILTER (WHERE available_at > now())
 FROM {jobs} WHERE reserved_by IS NULL GROUP BY queue
 """
-# Running jobs per queue: (queue, running).
-STATS_RUNNING = "SELECT queue, count(*) FROM {jobs} WHERE reserved_by IS NOT NULL GROUP BY queue"
+# Running jobs per queue and node: (queue, node, running).
+STATS_RUNNING = """
+SELECT queue, reserved_by, count(*) FROM {jobs} WHERE reserved_by IS NOT NULL
+GROUP BY queue, reserved_by
+"""
 # Failed and discarded jobs per queue, all time: (queue, count).
 STATS_FAILED = """
 SELECT queue, count(*) FROM {archive} WHERE state IN ('failed', 'discarded') GROUP BY queue
@@ -412,6 +424,7 @@ class Queries:
         self.get_hot_for_update = render(GET_HOT_FOR_UPDATE)
         self.get_archived = render(GET_ARCHIVED)
         self.list_hot = render(LIST_HOT)
+        self.list_running = render(LIST_RUNNING)
         self.list_archived = render(LIST_ARCHIVED)
         self.stats_waiting = render(STATS_WAITING)
         self.stats_running = render(STATS_RUNNING)

@@ -258,7 +258,8 @@ class SQLiteExecutor:
             "now": self._now_us,
             "limit": where.limit,
         }
-        return [hot(row, self._now) for row in self._rows(q.list_hot(where), params)]
+        sql = q.list_running(where) if where.state is JobState.RUNNING else q.list_hot(where)
+        return [hot(row, self._now) for row in self._rows(sql, params)]
 
     def list_archived(self, where: JobFilter) -> list[Job]:
         params = {
@@ -272,7 +273,7 @@ class SQLiteExecutor:
     def stats_waiting(self) -> list[tuple[str, int, int]]:
         return self._rows(q.STATS_WAITING, {"now": self._now_us})
 
-    def stats_running(self) -> list[tuple[str, int]]:
+    def stats_running(self) -> list[tuple[str, str, int]]:
         return self._rows(q.STATS_RUNNING)
 
     def stats_failed(self) -> list[tuple[str, int]]:

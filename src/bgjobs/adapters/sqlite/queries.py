@@ -199,6 +199,16 @@ def list_hot(where: JobFilter) -> str:
     )
 
 
+def list_running(where: JobFilter) -> str:
+    """LIST_RUNNING: the newest running jobs matching a filter, read from the partial index of
+    running jobs: LIST_HOT would scan every waiting job to find them (the live view asks for
+    them twice a second, whatever the backlog)."""
+    return (
+        f"SELECT {_HOT} FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases"
+        f" WHERE reserved_by IS NOT NULL{_matching(where)} ORDER BY id DESC LIMIT :limit"
+    )
+
+
 def list_archived(where: JobFilter) -> str:
     """LIST_ARCHIVED: the newest finished jobs matching a filter (as LIST_HOT)."""
     state = "" if where.state is None else " AND state = :state"
@@ -214,10 +224,10 @@ STATS_WAITING = """
 SELECT queue, sum(available_at <= :now), sum(available_at > :now)
 FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim WHERE reserved_by IS NULL GROUP BY queue
 """
-# Running jobs per queue: (queue, running).
+# Running jobs per queue and node: (queue, node, running).
 STATS_RUNNING = """
-SELECT queue, count(*) FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases
-WHERE reserved_by IS NOT NULL GROUP BY queue
+SELECT queue, reserved_by, count(*) FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases
+WHERE reserved_by IS NOT NULL GROUP BY queue, reserved_by
 """
 # Failed and discarded jobs per queue, all time: (queue, count).
 STATS_FAILED = """
