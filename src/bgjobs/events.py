@@ -52,6 +52,9 @@ class JobEnqueued(JobEvent):
 class JobReserved(JobEvent):
     node_id: str
 
+    def describe(self) -> str:
+        return self._job_line()  # the node is the one emitting it
+
 
 @dataclass(frozen=True, kw_only=True)
 class JobStarted(JobEvent):

@@ -14,6 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 from tests.conftest import wait_until
+from tests.support.otel_node import resize_handler
 from tests.support.procs import start_module, stop_node
 
 import bgjobs
@@ -35,18 +36,6 @@ def provider(exporter: InMemorySpanExporter) -> TracerProvider:
     return provider
 
 
-def handler(provider: TracerProvider) -> Callable[[bgjobs.Job], None]:
-    tracer = provider.get_tracer("app")
-
-    def work(job: bgjobs.Job) -> None:
-        with tracer.start_as_current_span("resize"):
-            payload = job.payload
-            if isinstance(payload, dict) and payload.get("fail"):
-                raise ValueError("cannot resize a corrupt image")
-
-    return work
-
-
 @pytest.fixture
 def traced(store: Store, provider: TracerProvider) -> Iterator[Callable[..., bgjobs.BgJobs]]:
     made: list[bgjobs.BgJobs] = []
@@ -54,7 +43,7 @@ def traced(store: Store, provider: TracerProvider) -> Iterator[Callable[..., bgj
     def make(**options: Any) -> bgjobs.BgJobs:
         spec = bgjobs.new(store).with_queue(
             bgjobs.queue("media").with_worker(
-                bgjobs.worker("resize", handler(provider)).with_max_attempts(2)
+                bgjobs.worker("resize", resize_handler(provider)).with_max_attempts(2)
             )
         )
         bg = otel.instrument(spec, tracer_provider=provider, **options).build()

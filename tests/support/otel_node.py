@@ -11,15 +11,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
-import sys
-import threading
+from collections.abc import Callable
 
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 
 import bgjobs
+from bgjobs.events import RuntimeStarted
 from bgjobs.integrations import otel
+
+
+def resize_handler(provider: TracerProvider) -> Callable[[bgjobs.Job], None]:
+    """A handler that opens a span of its own; ``{"fail": true}`` raises."""
+    tracer = provider.get_tracer("app")
+
+    def resize(job: bgjobs.Job) -> None:
+        with tracer.start_as_current_span("resize"):
+            payload = job.payload
+            if isinstance(payload, dict) and payload.get("fail"):
+                raise ValueError("cannot resize a corrupt image")
+
+    return resize
 
 
 def one_line(span: ReadableSpan) -> str:
@@ -38,28 +50,17 @@ def main() -> None:
     provider.add_span_processor(
         SimpleSpanProcessor(ConsoleSpanExporter(out=out, formatter=one_line))
     )
-    tracer = provider.get_tracer("otel-node")
-
-    def work(job: bgjobs.Job) -> None:
-        with tracer.start_as_current_span("resize"):
-            payload = job.payload
-            if isinstance(payload, dict) and payload.get("fail"):
-                raise ValueError("cannot resize a corrupt image")
-
     spec = bgjobs.new(bgjobs.open_store(args.url)).with_queue(
-        bgjobs.queue("work").with_worker(bgjobs.worker("work", work).with_max_attempts(1))
+        bgjobs.queue("work").with_worker(
+            bgjobs.worker("work", resize_handler(provider)).with_max_attempts(1)
+        )
     )
     bg = otel.instrument(
         spec, tracer_provider=provider, enqueue_context=args.enqueue_context
     ).build()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    bg.start()
-    print("ready", flush=True)
-    while not stop.wait(0.1):
-        pass
-    bg.stop()
-    sys.exit(0)
+    # "ready" once started; bg.run() owns SIGTERM (installed before it starts) and drains.
+    bg.add_listener(lambda e: print("ready", flush=True) if isinstance(e, RuntimeStarted) else None)
+    bg.run()
 
 
 if __name__ == "__main__":

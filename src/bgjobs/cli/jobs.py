@@ -201,10 +201,10 @@ def jobs_table(found: list[Job], *, whole: bool = False) -> Table:
     for column in ("id", "name", "queue", "state", "try", "at (UTC)"):
         table.add_column(column, justify="right" if column == "id" else "left", no_wrap=True)
     with_progress = any(job.progress is not None for job in found)
-    flexible = {"ratio": None if whole else 1, "no_wrap": True}
     if with_progress:
-        table.add_column("progress", min_width=len("progress"), **flexible)  # type: ignore[arg-type]
-    table.add_column("last error", min_width=len("last error"), **flexible)  # type: ignore[arg-type]
+        table.add_column("progress", min_width=8, ratio=None if whole else 1, no_wrap=True)
+    error_ratio = 2 if with_progress else 1  # an error needs more words than a progress line
+    table.add_column("last error", min_width=10, ratio=None if whole else error_ratio, no_wrap=True)
     for job in found:
         error = job.errors[-1] if job.errors else None
         cells: list[RenderableType] = [

@@ -118,7 +118,7 @@ class Throughput:
 
 class LiveView:
     def __init__(
-        self, bg: BgJobs, *, event_count: int = 10, fps: float = 4.0, stats_interval: float = 0.5
+        self, bg: BgJobs, *, event_count: int = 8, fps: float = 4.0, stats_interval: float = 0.5
     ) -> None:
         self.bg = bg
         self.events: deque[EventRow] = deque(maxlen=event_count)

@@ -270,7 +270,7 @@ def node_table(nodes: Sequence[NodeInfo], now: datetime, this_node: str | None =
     return table
 
 
-RUNNING_ROWS = 8  # running jobs the live view lists
+RUNNING_ROWS = 5  # running jobs the live view lists (the newest; the title counts them all)
 
 
 def running_table(jobs: Sequence[Job], total: int, now: datetime) -> Table:
