@@ -1,8 +1,8 @@
 """The demo app behind `./dev demo` (= `bgjobs run examples/demo.py:bg`).
 
 It keeps itself busy: a scheduled producer enqueues a handful of jobs every second, some of which
-fail and retry, and image resizes report their progress, so the live view has something to show. Uses SQLite (bgjobs-demo.db) unless
-BGJOBS_DATABASE_URL says otherwise.
+fail and retry, and image resizes report their progress, so the live view has something to show.
+Uses SQLite (bgjobs-demo.db) unless BGJOBS_DATABASE_URL says otherwise.
 """
 
 from __future__ import annotations
