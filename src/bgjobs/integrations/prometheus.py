@@ -121,26 +121,35 @@ class Metrics:
         )
         self._collector: QueueStatsCollector | None = None
         self._lock = threading.Lock()
+        # Labelled children, found once per (queue, worker): .labels() costs a few µs per call.
+        self._series: dict[tuple[str, str], _Series] = {}
 
     def __call__(self, event: Event) -> None:
         """The listener: count and time what happened (cheap; runs on bgjobs' threads)."""
         if not isinstance(event, JobEvent):
             return
         job = event.job
-        labels = (job.queue, job.name)
+        series = self._series.get((job.queue, job.name)) or self._new_series(job.queue, job.name)
         if isinstance(event, JobStarted):
-            self.wait_seconds.labels(*labels).observe(_seconds(event.at - job.available_at))
+            series.wait.observe(_seconds(event.at - job.available_at))
             if job.schedule is not None and job.attempt == 1:
                 lateness = _seconds(event.at - job.scheduled_at)
                 self.lateness.labels(job.schedule).observe(lateness)
         elif isinstance(event, JobEnqueued):
-            self.enqueued.labels(*labels).inc()
+            series.enqueued.inc()
         elif isinstance(event, JobTimedOut):
-            self.timeouts.labels(*labels).inc()
+            series.timeouts.inc()
         elif (outcome := _OUTCOMES.get(type(event))) is not None:
-            self.outcomes.labels(*labels, outcome).inc()
+            series.outcome(outcome).inc()
             if isinstance(event, _RAN) and not _rescued(event) and job.reserved_at is not None:
-                self.run_seconds.labels(*labels).observe(_seconds(event.at - job.reserved_at))
+                series.run.observe(_seconds(event.at - job.reserved_at))
+
+    def _new_series(self, queue: str, worker: str) -> _Series:
+        with self._lock:
+            found = self._series.get((queue, worker))
+            if found is None:
+                found = self._series[(queue, worker)] = _Series(self, queue, worker)
+            return found
 
     def watch(self, store: Store, *, stats_interval: timedelta | float = 5.0) -> None:
         """Export ``bgjobs_queue_jobs`` from ``store`` at scrape time. One database per
@@ -153,6 +162,25 @@ class Metrics:
                 self.registry.register(self._collector)
             else:
                 self._collector.use(store, seconds)
+
+
+class _Series:
+    """One (queue, worker)'s labelled children of each metric family."""
+
+    def __init__(self, metrics: Metrics, queue: str, worker: str) -> None:
+        self.enqueued = metrics.enqueued.labels(queue, worker)
+        self.timeouts = metrics.timeouts.labels(queue, worker)
+        self.wait = metrics.wait_seconds.labels(queue, worker)
+        self.run = metrics.run_seconds.labels(queue, worker)
+        self._outcomes = metrics.outcomes
+        self._labels = (queue, worker)
+        self._by_outcome: dict[str, Any] = {}
+
+    def outcome(self, outcome: str) -> Any:
+        child = self._by_outcome.get(outcome)
+        if child is None:
+            child = self._by_outcome[outcome] = self._outcomes.labels(*self._labels, outcome)
+        return child
 
 
 class QueueStatsCollector(Collector):
