@@ -6,7 +6,9 @@ off and on, on the same machine in the same run.
 Variants: ``off`` (plain bgjobs), ``otel`` (the SDK with a BatchSpanProcessor into an in-memory
 exporter: every span is built and handed over, nothing leaves the process), ``prometheus``
 (the event listener into a private registry, scraped once a second), ``both``. Rounds are
-interleaved, each on a fresh database, and the median is reported.
+interleaved, each on a fresh database, and the median is reported: jobs/s, and this process'
+CPU time per job, which other work on a shared machine disturbs far less than the rate (the
+integrations' cost is all in this process).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import statistics
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -72,34 +75,44 @@ def build(store: Store, instrument: Instrument, counter: workloads.SuccessCounte
     return instrument(spec.with_event_listener(counter)).build()
 
 
-def drain(store: Store, variant: str, count: int) -> float:
+Rate = tuple[float, float]  # jobs/s, CPU µs per job
+
+
+def drain(store: Store, variant: str, count: int) -> Rate:
     instrument, done = instrumenter(variant)
     counter = workloads.SuccessCounter(count)
     bg = build(store, instrument, counter)
     workloads.fill(bg, count)
     try:
+        cpu = time.process_time()
         with Stopwatch() as sw:
             bg.start()
             finished = counter.done.wait(timeout=max(60.0, count / 100))
+        cpu = time.process_time() - cpu
         if not finished:
             raise RuntimeError(f"{variant}: drained {counter.count} of {count} in time")
     finally:
         bg.stop(timeout=5)
         done()
-    return count / sw.seconds
+    return count / sw.seconds, cpu / count * 1e6
 
 
-def enqueue(store: Store, variant: str, count: int) -> float:
+def enqueue(store: Store, variant: str, count: int) -> Rate:
     instrument, done = instrumenter(variant)
     bg = build(store, instrument, workloads.SuccessCounter(count))
     bg.enqueue_many([JobRequest("noop", {"i": -1})])  # opens the store outside the timing
     try:
+        cpu = time.process_time()
         with Stopwatch() as sw:
             for i in range(count):
                 bg.enqueue("noop", {"i": i})
+        cpu = time.process_time() - cpu
     finally:
         done()
-    return count / sw.seconds
+    return count / sw.seconds, cpu / count * 1e6
+
+
+Medians = dict[str, dict[str, Rate]]  # benchmark -> variant -> median (jobs/s, CPU µs/job)
 
 
 def measure(
@@ -107,8 +120,8 @@ def measure(
     fresh: Callable[[], AbstractContextManager[Store]],
     jobs: int,
     rounds: int,
-) -> dict[str, dict[str, float]]:
-    figures: dict[str, dict[str, list[float]]] = {"drain": {}, "enqueue": {}}
+) -> Medians:
+    figures: dict[str, dict[str, list[Rate]]] = {"drain": {}, "enqueue": {}}
     for _ in range(rounds):
         for variant in VARIANTS:
             with fresh() as store:
@@ -117,16 +130,21 @@ def measure(
                 rate = enqueue(store, variant, jobs // 4)
                 figures["enqueue"].setdefault(variant, []).append(rate)
     medians = {
-        kind: {v: statistics.median(rates) for v, rates in by_variant.items()}
+        kind: {
+            v: (statistics.median(r[0] for r in rates), statistics.median(r[1] for r in rates))
+            for v, rates in by_variant.items()
+        }
         for kind, by_variant in figures.items()
     }
     for kind, by_variant in medians.items():
-        base = by_variant["off"]
-        cells = "  ".join(
-            f"{v} {rate:,.0f}/s ({rate / base:.2f}x)" for v, rate in by_variant.items()
-        )
-        say(f"   {backend} {kind}: {cells}")
+        say(f"   {backend} {kind}: " + "  ".join(_cell(by_variant, v) for v in by_variant))
     return medians
+
+
+def _cell(by_variant: dict[str, Rate], variant: str) -> str:
+    (rate, cpu), (base_rate, base_cpu) = by_variant[variant], by_variant["off"]
+    extra = f"{cpu - base_cpu:+.0f}"
+    return f"{rate:,.0f} jobs/s ({rate / base_rate:.2f}x), {cpu:.0f} µs CPU/job ({extra})"
 
 
 def main(argv: list[str]) -> int:
@@ -140,7 +158,7 @@ def main(argv: list[str]) -> int:
         f"median of {args.rounds} interleaved rounds")
     table = ["| backend | benchmark | " + " | ".join(VARIANTS) + " |",
              "|---|---|" + "---:|" * len(VARIANTS)]
-    results: list[tuple[str, dict[str, dict[str, float]]]] = []
+    results: list[tuple[str, Medians]] = []
     if args.backend in ("sqlite", "all"):
         with tempfile.TemporaryDirectory(prefix="bgjobs-bench-") as name:
             results.append(("sqlite", measure(
@@ -154,10 +172,7 @@ def main(argv: list[str]) -> int:
             say(f"   postgres skipped: {why}")
     for backend, medians in results:
         for kind, by_variant in medians.items():
-            base = by_variant["off"]
-            cells = " | ".join(
-                f"{rate:,.0f} jobs/s ({rate / base:.2f}x)" for rate in by_variant.values()
-            )
+            cells = " | ".join(_cell(by_variant, v) for v in by_variant)
             table.append(f"| {backend} | {kind} | {cells} |")
     say("\n" + "\n".join(table))
     return 0
