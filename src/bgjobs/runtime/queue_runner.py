@@ -151,8 +151,9 @@ class QueueRunner:
     def _until_deadline(self, sleep: float) -> float:
         with self._lock:
             deadlines = [r.deadline for r in self.running.values() if r.deadline is not None]
-            reporting = list(self._reporting.values())
-        deadlines += [due for r in reporting if (due := r.progress_due()) is not None]
+            if self._reporting:  # a held-back progress report is due like a deadline
+                due = [r.progress_due() for r in self._reporting.values()]
+                deadlines += [d for d in due if d is not None]
         if deadlines:
             sleep = min(sleep, max(min(deadlines) - self._ctx.clock.monotonic(), _MIN_SLEEP))
         return sleep
