@@ -38,7 +38,7 @@ from bgjobs.errors import (
     UnknownWorkerError,
 )
 from bgjobs.events import Event, Listener, logging_listener
-from bgjobs.job import Discard, Job, JobError, JobState, Snooze
+from bgjobs.job import Discard, Job, JobError, JobState, Progress, Snooze
 from bgjobs.job_requests import JobRequest
 from bgjobs.retry import constant, exponential
 from bgjobs.runtime.app import BgJobs, BgJobsSpec, ScheduleInfo, new
@@ -84,6 +84,7 @@ __all__ = [
     "Listener",
     "MissedRuns",
     "PayloadError",
+    "Progress",
     "QueueSpec",
     "Retention",
     "RuntimeStateError",
