@@ -5,7 +5,8 @@
 
 The database comes from BGJOBS_DATABASE_URL (default sqlite:///bgjobs-demo.db), so the
 management commands and this app see the same jobs. Handlers are quick and deterministic:
-``{"sleep": 0.5}`` makes a job take that long, ``{"fail": true}`` makes it fail.
+``{"sleep": 0.5}`` makes a job take that long (reporting its progress as it goes),
+``{"fail": true}`` makes it fail.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ def _work(job: bgjobs.Job) -> None:
     payload = job.payload if isinstance(job.payload, dict) else {}
     delay = payload.get("sleep", 0)
     if isinstance(delay, int | float) and delay > 0:
-        time.sleep(delay)
+        steps = max(1, round(delay / 0.25))
+        for step in range(1, steps + 1):
+            time.sleep(delay / steps)
+            job.set_progress(step / steps, f"slept {step * delay / steps:.2f} of {delay}s")
     if payload.get("fail"):
         raise RuntimeError(f"{job.name} was asked to fail (payload {job.raw_payload})")
 

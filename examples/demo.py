@@ -1,8 +1,8 @@
 """The demo app behind `./dev demo` (= `bgjobs run examples/demo.py:bg`).
 
 It keeps itself busy: a scheduled producer enqueues a handful of jobs every second, some of which
-fail and retry, so the live view has something to show. Uses SQLite (bgjobs-demo.db) unless
-BGJOBS_DATABASE_URL says otherwise.
+fail and retry, and image resizes report their progress, so the live view has something to show.
+Uses SQLite (bgjobs-demo.db) unless BGJOBS_DATABASE_URL says otherwise.
 """
 
 from __future__ import annotations
@@ -23,7 +23,10 @@ def send_email(job: bgjobs.Job) -> None:
 
 
 def resize_image(job: bgjobs.Job) -> None:
-    time.sleep(random.uniform(0.2, 1.0))
+    sizes = random.randint(3, 8)
+    for done in range(1, sizes + 1):
+        time.sleep(random.uniform(0.1, 0.5))
+        job.set_progress(done / sizes, f"resized {done}/{sizes} sizes")
     if random.random() < 0.15:
         raise OSError(f"image {job.payload} could not be read (demo failure; it will retry)")
 
@@ -54,7 +57,7 @@ bg = (
     )
     .with_queue(
         bgjobs.queue("media")
-        .with_max_concurrent_jobs(2)
+        .with_max_concurrent_jobs(4)
         .with_worker(
             bgjobs.worker("resize_image", resize_image)
             .with_max_attempts(3)

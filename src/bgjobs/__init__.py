@@ -40,7 +40,7 @@ from bgjobs.errors import (
     UnknownWorkerError,
 )
 from bgjobs.events import Event, Listener, logging_listener
-from bgjobs.job import Discard, Job, JobError, JobState, Snooze
+from bgjobs.job import Discard, Job, JobError, JobState, Progress, Snooze
 from bgjobs.job_requests import JobRequest
 from bgjobs.retry import constant, exponential
 from bgjobs.runtime.app import BgJobs, BgJobsSpec, ScheduleInfo, new
@@ -88,6 +88,7 @@ __all__ = [
     "Occurrence",
     "Overlap",
     "PayloadError",
+    "Progress",
     "QueueSpec",
     "Retention",
     "RuntimeStateError",

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from bgjobs.adapters.base import Store
 from bgjobs.errors import ConfigError
 from bgjobs.events import Listener
+from bgjobs.instrumentation import Instrumentation
 from bgjobs.job import Job
 from bgjobs.retry import Backoff, ExponentialBackoff
 from bgjobs.schedules import with_hash_id
@@ -241,6 +242,7 @@ class RuntimeSpec:
     unknown_worker_timeout: timedelta = timedelta(minutes=10)
     retention: Retention = field(default_factory=Retention)
     scheduled_lane: QueueSpec = field(default_factory=lambda: QueueSpec(name=SCHEDULED_LANE))
+    instrumentations: tuple[Instrumentation, ...] = ()
 
     def with_queue(self, spec: QueueSpec) -> Self:
         return replace(self, queues=(*self.queues, spec))
@@ -275,6 +277,11 @@ class RuntimeSpec:
         failed: timedelta | None = None,
     ) -> Self:
         return replace(self, retention=Retention(succeeded=succeeded, failed=failed))
+
+    def with_instrumentation(self, instrumentation: Instrumentation) -> Self:
+        """Wrap every enqueue and every run (``bgjobs.instrumentation``); integrations such as
+        ``bgjobs.integrations.otel.instrument(spec)`` call this for you."""
+        return replace(self, instrumentations=(*self.instrumentations, instrumentation))
 
     def with_scheduled_lane(self, spec: QueueSpec) -> Self:
         """Tune the dedicated queue that runs scheduled jobs (its name, concurrency, polling)."""

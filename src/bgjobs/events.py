@@ -25,8 +25,10 @@ class Event:
         return type(self).__name__
 
     def describe(self) -> str:
-        """One human line, used by the logging listener and the CLI's plain output."""
-        return self.kind
+        """One human line, used by the logging listener and the CLI's plain output. By default
+        the kind and every field but ``at`` as ``name=value``, so a new event reads well in the
+        log and the live view without code of its own."""
+        return " ".join((self.kind, *_field_texts(self, skip=("at",))))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +36,9 @@ class JobEvent(Event):
     job: Job
 
     def describe(self) -> str:
+        return " ".join((self._job_line(), *_field_texts(self, skip=("at", "job"))))
+
+    def _job_line(self) -> str:
         job = self.job
         return f"{self.kind} {job.name}#{job.id} queue={job.queue} attempt={job.attempt}"
 
@@ -47,6 +52,9 @@ class JobEnqueued(JobEvent):
 class JobReserved(JobEvent):
     node_id: str
 
+    def describe(self) -> str:
+        return self._job_line()  # the node is the one emitting it
+
 
 @dataclass(frozen=True, kw_only=True)
 class JobStarted(JobEvent):
@@ -58,7 +66,7 @@ class JobSucceeded(JobEvent):
     duration: timedelta
 
     def describe(self) -> str:
-        return f"{super().describe()} in {self.duration.total_seconds() * 1000:.1f}ms"
+        return f"{self._job_line()} in {self.duration.total_seconds() * 1000:.1f}ms"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,7 +78,7 @@ class JobFailed(JobEvent):
 
     def describe(self) -> str:
         retry = f"{self.retry_at:%H:%M:%S}"
-        return f"{super().describe()} {self.error.type}: {self.error.message} (retry at {retry})"
+        return f"{self._job_line()} {self.error.type}: {self.error.message} (retry at {retry})"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,7 +88,7 @@ class JobDiscarded(JobEvent):
     error: JobError
 
     def describe(self) -> str:
-        return f"{super().describe()} {self.error.type}: {self.error.message}"
+        return f"{self._job_line()} {self.error.type}: {self.error.message}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,6 +116,18 @@ class JobRescued(JobEvent):
 @dataclass(frozen=True, kw_only=True)
 class JobReleased(JobEvent):
     """Shutdown gave a running job back to the queue unfinished; its attempt is not counted."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobProgress(JobEvent):
+    """A running job's handler reported progress and it was recorded (at most once a second per
+    job, plus its last report before the outcome); ``bg.get_job(id).progress`` reads it back."""
+
+    fraction: float
+    message: str
+
+    def describe(self) -> str:
+        return f"{self._job_line()} {self.fraction:.0%} {self.message}".rstrip()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -337,6 +357,28 @@ PROBLEMS = (
     ScheduleConflict,
 )
 """Events an operator should look at (the logging listener writes them at WARNING)."""
+
+
+def _field_texts(event: Event, skip: tuple[str, ...]) -> list[str]:
+    return [
+        f"{item.name}={_value_text(getattr(event, item.name))}"
+        for item in fields(event)
+        if item.name not in skip
+    ]
+
+
+def _value_text(value: object) -> str:
+    if isinstance(value, Job):
+        return f"{value.name}#{value.id}"
+    if isinstance(value, JobError):
+        return f"{value.type}: {value.message}"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="milliseconds")
+    if isinstance(value, timedelta):
+        return f"{value.total_seconds():g}s"
+    if isinstance(value, tuple | list | frozenset | set):
+        return ",".join(_value_text(item) for item in value)
+    return str(value)
 
 
 def event_to_dict(event: Event) -> dict[str, object]:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 
+from bgjobs.errors import ConfigError
 from bgjobs.payload import JSON, decode_payload
+
+MAX_PROGRESS_MESSAGE = 200  # characters: a status line, not a log
+_NO_META: Mapping[str, str] = MappingProxyType({})
 
 
 class JobState(StrEnum):
@@ -60,6 +67,43 @@ class JobError:
 
 
 @dataclass(frozen=True)
+class Progress:
+    """How far a running job got, as its handler last reported: ``fraction`` from 0 to 1 and a
+    short ``message`` ("resized 4/10")."""
+
+    fraction: float
+    message: str = ""
+
+    @classmethod
+    def checked(cls, fraction: object, message: object = "") -> Progress:
+        """A Progress from what a handler passed, or a ConfigError naming the problem."""
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise ConfigError(
+                f"progress must be a number from 0 to 1, got {fraction!r} "
+                f"({type(fraction).__name__}); e.g. job.set_progress(done / total)"
+            )
+        if not (math.isfinite(fraction) and 0 <= fraction <= 1):
+            raise ConfigError(
+                f"progress must be from 0 to 1 (a fraction, not a percentage), got {fraction!r}"
+            )
+        if not isinstance(message, str):
+            raise ConfigError(
+                f"progress message must be a str, got {message!r} ({type(message).__name__})"
+            )
+        if any(ord(char) < 32 or ord(char) == 127 for char in message):
+            raise ConfigError(
+                f"progress message {message!r} has a line break or control character; "
+                "give one line of plain text"
+            )
+        if len(message) > MAX_PROGRESS_MESSAGE:
+            raise ConfigError(
+                f"progress message is {len(message)} characters; keep it to "
+                f"{MAX_PROGRESS_MESSAGE} (a status line such as 'resized 4/10')"
+            )
+        return cls(float(fraction), message)
+
+
+@dataclass(frozen=True)
 class Job:
     """A persisted job. Handlers receive one; ``payload`` is decoded lazily so that a corrupt
     row fails only its own job, never the loop that claimed it."""
@@ -82,9 +126,12 @@ class Job:
     unique_key: str | None = None
     schedule: str | None = None
     errors: tuple[JobError, ...] = ()
+    raw_meta: str | None = None  # JSON object of strings carried with the job (trace context)
+    progress: Progress | None = None  # as stored when this record was read
     _touch: Callable[[timedelta | None], None] | None = field(
         default=None, compare=False, repr=False
     )
+    _report: Callable[[Progress], None] | None = field(default=None, compare=False, repr=False)
 
     @property
     def payload(self) -> JSON:
@@ -96,9 +143,35 @@ class Job:
             self.__dict__["_payload"] = value
             return value
 
+    @property
+    def meta(self) -> Mapping[str, str]:
+        """What integrations stored with the job at enqueue (e.g. W3C ``traceparent``)."""
+        if self.raw_meta is None:
+            return _NO_META
+        try:
+            return self.__dict__["_meta"]  # type: ignore[no-any-return]
+        except KeyError:
+            value = decode_meta(self.raw_meta)
+            self.__dict__["_meta"] = value
+            return value
+
     def attach_touch(self, touch: Callable[[timedelta | None], None]) -> None:
         """Runtime use: bind ``touch()`` to the node running this job (no copy of the job)."""
         object.__setattr__(self, "_touch", touch)
+
+    def attach_progress(self, report: Callable[[Progress], None]) -> None:
+        """Runtime use: bind ``set_progress()`` to the node running this job."""
+        object.__setattr__(self, "_report", report)
+
+    def set_progress(self, fraction: float, message: str = "") -> None:
+        """Report how far this job got: ``fraction`` from 0 to 1 and a short message.
+
+        Cheap to call in a tight loop: the runtime stores at most one value per job per second,
+        and the last one before the job's outcome. ``bg.get_job(id).progress`` reads it back.
+        Raises ConfigError for a value out of range (fails the attempt like any exception)."""
+        progress = Progress.checked(fraction, message)
+        if self._report is not None:
+            self._report(progress)
 
     def touch(self, extend: timedelta | None = None) -> None:
         """Tell the runtime this job is alive: push back its timeout and lease (Backy's touch)."""
@@ -112,6 +185,23 @@ class Job:
     def discard(self, reason: str) -> None:
         """Fail permanently now: no further attempts."""
         raise Discard(reason)
+
+
+def encode_meta(meta: Mapping[str, str]) -> str | None:
+    """Job metadata as stored: a JSON object of strings, or None when there is none."""
+    return json.dumps(dict(meta), separators=(",", ":"), sort_keys=True) if meta else None
+
+
+def decode_meta(text: str) -> Mapping[str, str]:
+    """Stored metadata back; anything that is not an object of strings reads as empty (a damaged
+    value must not make its job unreadable)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return _NO_META
+    if not isinstance(value, dict):
+        return _NO_META
+    return MappingProxyType({str(k): str(v) for k, v in value.items() if isinstance(v, str)})
 
 
 class Snooze(Exception):
@@ -143,3 +233,4 @@ class NewJob:
     delay: timedelta = timedelta(0)
     unique_key: str | None = None
     schedule: str | None = None
+    raw_meta: str | None = None  # encode_meta(...): stored with the job; None stores nothing

@@ -295,10 +295,14 @@ def test_queue_stats(store: Store) -> None:
     running = claim(store, limit=1)[0]
     store.complete([Completion(job=running, node_id="n1", outcome=Outcome.FAILED, error=err())])
     claim(store, limit=1)
+    store.insert_jobs([new(queue="q2"), new(queue="q2")])
+    claim(store, queue="q2", limit=2, node="n2")
     stats = {s.queue: s for s in store.queue_stats(timedelta(minutes=1))}
     d = stats["default"]
     assert (d.available, d.scheduled, d.running, d.failed, d.failed_recent) == (0, 1, 1, 1, 1)
-    assert stats["q2"].available == 1
+    assert d.running_by_node == {"n1": 1}
+    q2 = stats["q2"]
+    assert (q2.available, q2.running, q2.running_by_node) == (1, 2, {"n2": 2})
 
 
 def test_retry_cancel_delete_prune(store: Store) -> None:

@@ -185,7 +185,7 @@ def test_running_job_errors_say_what_to_do() -> None:
 def test_stats_assembly_counts_each_queue_once_and_ignores_cancelled() -> None:
     stats = decisions.assemble_stats(
         waiting=[("b", 2, 1)],
-        running=[("a", 3)],
+        running=[("a", "n1", 2), ("a", "n2", 1)],
         failed=[("a", 4)],
         recent=[
             ("a", "succeeded", 5),
@@ -199,6 +199,7 @@ def test_stats_assembly_counts_each_queue_once_and_ignores_cancelled() -> None:
         ("b", 2, 1, 0, 0),
     ], "a queue with only cancelled jobs has nothing to show"
     assert (stats[0].succeeded_recent, stats[0].failed_recent) == (5, 2)
+    assert stats[0].running_by_node == {"n1": 2, "n2": 1} and stats[1].running_by_node == {}
 
 
 def test_listings_merge_newest_first_up_to_the_limit() -> None:

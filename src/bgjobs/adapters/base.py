@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from bgjobs.job import Job, JobError, JobState, NewJob
+from bgjobs.job import Job, JobError, JobState, NewJob, Progress
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 8
 """The schema version this release of bgjobs reads and writes."""
 
 
@@ -44,6 +44,7 @@ class Completion:
     # (paused, or its previous run still going), why it was skipped.
     history: tuple[ScheduleRecord, ...] = ()
     skipped: Occurrence | None = None
+    progress: Progress | None = None  # the handler's last report, not yet written: written first
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,16 @@ class Applied:
 
     applied: bool
     next_run: Job | None = None
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """A running job's progress to record, fenced like a completion on (id, node, attempt)."""
+
+    job_id: int
+    node_id: str
+    attempt: int
+    progress: Progress
 
 
 @dataclass(frozen=True)
@@ -238,6 +249,8 @@ class QueueStats:
     failed: int  # failed + discarded, all time (until pruned)
     succeeded_recent: int  # finished in the window given to ``queue_stats``
     failed_recent: int
+    # ``running`` by node id, from the same read (a node's busy slots never disagree with it)
+    running_by_node: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -314,6 +327,10 @@ class Store(Protocol):
 
     def release(self, node_id: str, job_ids: Sequence[int]) -> list[Job]:
         """Give unfinished jobs back to their queue without counting the attempt."""
+
+    def set_progress(self, updates: Sequence[ProgressUpdate]) -> list[int]:
+        """Record running jobs' progress in one statement; the ids whose fence held. A row being
+        finished at the same moment is skipped (its completion carries its last progress)."""
 
     # nodes and rescue ------------------------------------------------------------------------
     def heartbeat(self, node: NodeInfo) -> None:

@@ -16,6 +16,7 @@ from bgjobs.adapters.base import (
     Completion,
     Occurrence,
     Outcome,
+    ProgressUpdate,
     QueueStats,
     RescueResult,
     RunGate,
@@ -45,6 +46,15 @@ def final_state(outcome: Outcome) -> JobState | None:
 def keeps_record(completion: Completion) -> bool:
     """Whether a finished job is archived (always, but for a success with ``keep=False``)."""
     return completion.keep or completion.outcome is not Outcome.SUCCEEDED
+
+
+def final_progress(completions: Sequence[Completion]) -> list[ProgressUpdate]:
+    """The progress completions carry (a handler's last report, not yet written)."""
+    return [
+        ProgressUpdate(c.job.id, c.node_id, c.job.attempt, c.progress)
+        for c in completions
+        if c.progress is not None
+    ]
 
 
 # scheduled jobs -----------------------------------------------------------------------------
@@ -270,21 +280,23 @@ def prunable_history(states: Iterable[JobState]) -> list[str]:
 
 def assemble_stats(
     waiting: Iterable[tuple[str, int, int]],
-    running: Iterable[tuple[str, int]],
+    running: Iterable[tuple[str, str, int]],
     failed: Iterable[tuple[str, int]],
     recent: Iterable[tuple[str, str, int]],
 ) -> list[QueueStats]:
     """Per-queue stats from the four stats queries' rows: (queue, available, scheduled),
-    (queue, running), (queue, failed + discarded) and (queue, state, finished since)."""
+    (queue, node, running), (queue, failed + discarded) and (queue, state, finished since)."""
     counts: dict[str, dict[str, int]] = {}
+    by_node: dict[str, dict[str, int]] = {}
 
     def queue(name: str) -> dict[str, int]:
         return counts.setdefault(name, dict.fromkeys(_STAT_FIELDS, 0))
 
     for name, available, scheduled in waiting:
         queue(name).update(available=available, scheduled=scheduled)
-    for name, count in running:
-        queue(name)["running"] = count
+    for name, node, count in running:
+        queue(name)["running"] += count
+        by_node.setdefault(name, {})[node] = count
     for name, count in failed:
         queue(name)["failed"] = count
     for name, state, count in recent:
@@ -292,7 +304,10 @@ def assemble_stats(
             queue(name)["succeeded_recent"] += count
         elif state in (JobState.FAILED.value, JobState.DISCARDED.value):
             queue(name)["failed_recent"] += count
-    return [QueueStats(queue=name, **counts[name]) for name in sorted(counts)]
+    return [
+        QueueStats(queue=name, **counts[name], running_by_node=by_node.get(name, {}))
+        for name in sorted(counts)
+    ]
 
 
 _STAT_FIELDS = ("available", "scheduled", "running", "failed", "succeeded_recent", "failed_recent")

@@ -19,6 +19,7 @@ from bgjobs.adapters.base import (
     Completion,
     JobFilter,
     NodeInfo,
+    ProgressUpdate,
     ScheduleRecord,
     ScheduleState,
     WaitingName,
@@ -68,6 +69,9 @@ class Executor(Protocol):
         """Push back the leases of the node's jobs (all of them when ``job_ids`` is None)."""
 
     def release(self, node_id: str, job_ids: Sequence[int]) -> list[Job]: ...
+
+    def set_progress(self, updates: Sequence[ProgressUpdate]) -> list[int]:
+        """Record progress of running jobs whose fence (id, node, attempt) holds; their ids."""
 
     # nodes and rescue --------------------------------------------------------------------------
     def heartbeat(self, node: NodeInfo) -> None: ...
@@ -157,8 +161,8 @@ class Executor(Protocol):
     def stats_waiting(self) -> list[tuple[str, int, int]]:
         """(queue, available, scheduled) per queue."""
 
-    def stats_running(self) -> list[tuple[str, int]]:
-        """(queue, running) per queue."""
+    def stats_running(self) -> list[tuple[str, str, int]]:
+        """(queue, node, running) per queue and node."""
 
     def stats_failed(self) -> list[tuple[str, int]]:
         """(queue, failed + discarded) per queue."""

@@ -16,8 +16,15 @@ from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any
 
-from bgjobs.adapters.base import NodeInfo, Occurrence, ScheduleRecord, ScheduleState, hot_state
-from bgjobs.job import Job, JobError, JobState, NewJob
+from bgjobs.adapters.base import (
+    NodeInfo,
+    Occurrence,
+    ProgressUpdate,
+    ScheduleRecord,
+    ScheduleState,
+    hot_state,
+)
+from bgjobs.job import Job, JobError, JobState, NewJob, Progress
 
 Row = Sequence[Any]
 ToTime = Callable[[Any], datetime]
@@ -47,6 +54,9 @@ HOT_COLUMNS = (
     "unique_key",
     "schedule",
     "errors",
+    "meta",
+    "progress",
+    "progress_message",
 )
 # What a job keeps as it moves to the archive: all but its lease (its errors get the final one).
 CARRIED_COLUMNS = tuple(c for c in HOT_COLUMNS if c not in ("lease_expires_at", "errors"))
@@ -125,6 +135,23 @@ def microseconds(delta: timedelta) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
+def progress_rows(updates: Sequence[ProgressUpdate]) -> str:
+    """Progress updates as one JSON array for the dialects' SET_PROGRESS."""
+    return json.dumps(
+        [
+            {
+                "id": u.job_id,
+                "node": u.node_id,
+                "attempt": u.attempt,
+                "fraction": u.progress.fraction,
+                "message": u.progress.message,
+            }
+            for u in updates
+        ],
+        ensure_ascii=False,
+    )
+
+
 def parse_errors(text: str | None) -> tuple[JobError, ...]:
     """A stored error history (JSON array text). Most jobs have none: skip the parse."""
     if not text or text == "[]":
@@ -186,6 +213,9 @@ def _job(
         reserved_at,
         unique_key,
         schedule,
+        meta,
+        progress,
+        progress_message,
         errors,
     ) = values
     available = to_time(available_at)
@@ -211,6 +241,8 @@ def _job(
         unique_key=unique_key,
         schedule=schedule,
         errors=parse_errors(errors),
+        raw_meta=meta,
+        progress=None if progress is None else Progress(progress, progress_message or ""),
     )
 
 
@@ -233,6 +265,7 @@ def inserted_job(
         scheduled_at=available_at,
         unique_key=new.unique_key,
         schedule=new.schedule,
+        raw_meta=new.raw_meta,
     )
 
 

@@ -22,6 +22,7 @@ from bgjobs.adapters.base import (
     Completion,
     JobFilter,
     NodeInfo,
+    ProgressUpdate,
     QueueStats,
     RescueResult,
     RunGate,
@@ -79,9 +80,15 @@ class SharedStore(ABC):
     def complete(self, completions: Sequence[Completion]) -> list[Applied]:
         if not completions:
             return []
-        follow_up = any(c.job.schedule is not None or c.next_run is not None for c in completions)
+        follow_up = any(
+            c.job.schedule is not None or c.next_run is not None or c.progress is not None
+            for c in completions
+        )
         # Without follow-up writes the executor's fenced batch is the whole transaction.
         with self._transaction() if follow_up else self._writing() as tx:
+            progress = decisions.final_progress(completions)
+            if progress:  # before the fenced finish, so the archived row keeps it
+                tx.set_progress(progress)
             results: list[Applied] = []
             for completion, applied in zip(completions, tx.complete(completions), strict=True):
                 state = decisions.final_state(completion.outcome)
@@ -110,6 +117,12 @@ class SharedStore(ABC):
             return []
         with self._writing() as tx:
             return tx.release(node_id, job_ids)
+
+    def set_progress(self, updates: Sequence[ProgressUpdate]) -> list[int]:
+        if not updates:
+            return []
+        with self._writing() as tx:
+            return tx.set_progress(updates)
 
     # nodes and rescue --------------------------------------------------------------------------
     def heartbeat(self, node: NodeInfo) -> None:

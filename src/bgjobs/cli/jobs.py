@@ -17,7 +17,14 @@ from bgjobs.adapters.base import JobFilter
 from bgjobs.cli.database import connected, database_option
 from bgjobs.cli.output import CliError, job_to_dict, print_json
 from bgjobs.cli.params import POSITIVE_BIGINT, UTF8_TEXT
-from bgjobs.cli.render import OUTCOME_STYLES, clock, new_table
+from bgjobs.cli.render import (
+    OUTCOME_STYLES,
+    clock,
+    long_cell,
+    new_table,
+    print_table,
+    progress_text,
+)
 from bgjobs.errors import PayloadError
 from bgjobs.job import Job, JobState
 
@@ -80,7 +87,8 @@ def list_jobs(
             [job_to_dict(job) | {"waiting_for_worker": job.id in no_worker} for job in found]
         )
     else:
-        Console().print(jobs_table(found, no_worker))
+        whole = not Console().is_terminal  # into a pipe: one whole line per job, nothing cut
+        print_table(jobs_table(found, no_worker, whole=whole), whole=whole)
 
 
 @jobs.command()
@@ -196,32 +204,37 @@ def _state(job: Job) -> Text:
     return Text(job.state.value, style=STATE_STYLES.get(job.state.value, ""))
 
 
-def _note(job: Job, no_worker: bool) -> Text | str:
-    """The last column: why a due job waits (no running node has its worker), or the last error."""
-    if no_worker:
-        return Text("waiting for a worker", style="yellow")
-    error = job.errors[-1] if job.errors else None
-    return Text(f"{error.type}: {error.message}", style="red") if error else ""
-
-
-def jobs_table(found: list[Job], no_worker: Collection[int] = ()) -> Table:
-    """id, name, queue, state, attempt, when, and the last error cut to the width left.
-    ``no_worker``: the ids of due jobs that no running node has a worker for (noted instead of
-    the error)."""
-    table = new_table(expand=True)
+def jobs_table(found: list[Job], no_worker: Collection[int] = (), *, whole: bool = False) -> Table:
+    """id, name, queue, state, attempt, when, progress (when a job has some) and the last error,
+    or for due jobs that no running node has a worker for (``no_worker``: their ids) a note
+    saying so. On a terminal the last two share the width left and are cut at a word boundary;
+    ``whole`` (output into a pipe) keeps every cell whole, one line per job, for grep."""
+    table = new_table(expand=not whole)
     for column in ("id", "name", "queue", "state", "try", "at (UTC)"):
         table.add_column(column, justify="right" if column == "id" else "left", no_wrap=True)
-    table.add_column("last error", overflow="ellipsis", no_wrap=True, ratio=1)
+    with_progress = any(job.progress is not None for job in found)
+    if with_progress:
+        table.add_column("progress", min_width=8, ratio=None if whole else 1, no_wrap=True)
+    error_ratio = 2 if with_progress else 1  # an error needs more words than a progress line
+    table.add_column("last error", min_width=10, ratio=None if whole else error_ratio, no_wrap=True)
     for job in found:
-        table.add_row(
+        error = job.errors[-1] if job.errors else None
+        cells: list[RenderableType] = [
             str(job.id),
             job.name,
             job.queue,
             _state(job),
             f"{job.attempt}/{job.max_attempts}",
             _when(job),
-            _note(job, job.id in no_worker),
-        )
+        ]
+        if with_progress:
+            cells.append(long_cell(progress_text(job.progress), whole=whole))
+        if job.id in no_worker:
+            cells.append(Text("waiting for a worker", style="yellow"))
+        else:
+            message = f"{error.type}: {error.message}" if error else ""
+            cells.append(long_cell(message, whole=whole, style="red"))
+        table.add_row(*cells)
     if not found:
         table.add_row("", Text("no jobs", style="dim"))
     return table
@@ -245,6 +258,8 @@ def job_detail(job: Job) -> RenderableType:
         ("finished", clock(job.finished_at) if job.finished_at else None),
         ("schedule", job.schedule),
         ("unique key", job.unique_key),
+        ("progress", progress_text(job.progress, bar=20) if job.progress else None),
+        *((key, value) for key, value in sorted(job.meta.items())),  # e.g. the traceparent
     ]
     for label, value in rows:
         if value is not None:

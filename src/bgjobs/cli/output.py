@@ -20,6 +20,7 @@ from bgjobs.events import (
     Event,
     JobDiscarded,
     JobFailed,
+    JobRescued,
     JobTimedOut,
     MaintenanceError,
     NoLiveWorker,
@@ -45,6 +46,7 @@ _ERRORS = (
 _WARNINGS = (
     JobFailed,
     JobTimedOut,
+    JobRescued,  # a rescue: a node died
     WakeupLost,
     NoLiveWorker,
     ScheduleConflict,
@@ -150,6 +152,8 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "finished_at": stamp(job.finished_at),
         "unique_key": job.unique_key,
         "schedule": job.schedule,
+        "progress": None if job.progress is None else asdict(job.progress),
+        "meta": dict(job.meta),
         "errors": [error.to_dict() for error in job.errors],
     }
 

@@ -1,6 +1,9 @@
 """Rich tables shared by `bgjobs status` and the live view of `bgjobs run`.
 
-Everything here is a pure function of plain data, so the views are easy to test.
+Everything here is a pure function of plain data, so the views are easy to test. Two rules keep
+the views readable: numeric columns have a minimum width, so a count that grows a digit does
+not shift the table; and a long text cell is never cut mid-word: on a terminal it is cut at a
+word boundary with "…" (``Clipped``), and into a pipe it wraps, so nothing is lost.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from rich import box
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -22,6 +26,7 @@ from bgjobs.adapters.base import (
     WaitingName,
     describe_offers,
 )
+from bgjobs.job import Job, Progress
 from bgjobs.runtime.app import ScheduleInfo
 
 OUTCOME_STYLES = {"succeeded": "green", "failed": "red", "discarded": "red", "cancelled": "yellow"}
@@ -33,6 +38,15 @@ class QueueRow:
     stats: QueueStats
     slots: tuple[int, int] | None = None  # live view: (in handlers on this node, max)
     throughput: float | None = None  # live view: jobs/s finished by this node lately
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many events of one kind this node saw lately (the live view's activity line)."""
+
+    kind: str
+    count: int
+    level: str = "INFO"
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,9 @@ class Snapshot:
     schedules: Sequence[ScheduleInfo] = ()
     nodes: Sequence[NodeInfo] = ()
     events: Sequence[EventRow] = ()
+    running: Sequence[Job] = ()  # the newest running jobs (all nodes), with their progress
+    running_total: int = 0  # how many run in all
+    activity: Sequence[Tally] = ()
     this_node: str | None = None
     problem: str | None = None  # e.g. the last status query failed
     footer: str = field(default="")
@@ -100,6 +117,79 @@ def clock(when: datetime) -> str:
     return when.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+ELLIPSIS = "…"
+COUNT_WIDTH = 7  # digits a count may grow to before its column widens
+
+
+def clip_words(text: Text, width: int) -> Text:
+    """``text`` cut to ``width`` cells at a word boundary, "…" marking the cut; a first word
+    longer than the width is cut where it must be."""
+    if text.cell_len <= width:
+        return text
+    if width <= len(ELLIPSIS):
+        return Text(ELLIPSIS[:width], style=text.style)
+    room = width - len(ELLIPSIS)
+    cut = text.plain.rfind(" ", 0, room + 1)
+    if cut <= 0:
+        cut = room
+    head = text.divide([cut])[0]
+    head.rstrip()
+    head.append(ELLIPSIS, style="dim")
+    return head
+
+
+class Clipped:
+    """A one-line cell cut at a word boundary to the width its column is given."""
+
+    def __init__(self, text: Text | str, style: str = "") -> None:
+        self.text = text if isinstance(text, Text) else Text(text, style=style)
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        return Measurement(min(len(ELLIPSIS) + 8, self.text.cell_len), self.text.cell_len)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        line = clip_words(self.text, options.max_width)
+        line.no_wrap = True
+        yield line
+
+
+def long_cell(text: Text | str, *, whole: bool, style: str = "") -> Text | Clipped:
+    """A cell for long text: kept whole (output into a pipe or a file, where a cut would lose
+    what a reader greps for) or cut at a word boundary (a terminal)."""
+    line = text if isinstance(text, Text) else Text(text, style=style)
+    return line if whole else Clipped(line)
+
+
+WIDEST = 100_000  # cells: a whole line into a pipe is never cut, however long
+
+
+def print_table(table: Table, *, whole: bool) -> None:
+    """Print to stdout: at the terminal's width, or ``whole``, as wide as the widest row (into
+    a pipe, where rich would otherwise assume 80 columns and cut or fold every long cell)."""
+    if not whole:
+        Console().print(table)
+        return
+    console = Console(width=WIDEST)
+    width = Measurement.get(console, console.options, table).maximum
+    Console(width=max(width, 1)).print(table)
+
+
+def progress_text(progress: Progress | None, *, bar: int = 0) -> Text:
+    """'40% resized 4/10', with a bar of ``bar`` cells in front when asked."""
+    if progress is None:
+        return Text("")
+    out = Text()
+    if bar:
+        done = round(progress.fraction * bar)
+        out.append("█" * done, style="green")
+        out.append("░" * (bar - done), style="dim")
+        out.append(" ")
+    out.append(f"{progress.fraction:>4.0%}", style="bold")
+    if progress.message:
+        out.append(f" {progress.message}")
+    return out
+
+
 def when_cell(when: datetime | None, now: datetime) -> Text:
     if when is None:
         return Text("-", style="dim")
@@ -113,17 +203,10 @@ def _count(value: int, style: str = "") -> Text:
 def queue_table(rows: Sequence[QueueRow], *, live: bool = False) -> Table:
     """``live`` adds this node's slots and throughput (the `bgjobs run` view)."""
     table = new_table("Queues")
-    table.add_column("queue")
-    if live:
-        table.add_column("slots", justify="right")
-    table.add_column("running", justify="right")
-    table.add_column("available", justify="right")
-    table.add_column("scheduled", justify="right")
-    table.add_column("failed", justify="right")
-    table.add_column("ok 1m", justify="right")
-    table.add_column("failed 1m", justify="right")
-    if live:
-        table.add_column("jobs/s", justify="right")
+    table.add_column("queue", min_width=12)
+    counts = ["running", "available", "scheduled", "failed", "ok 1m", "failed 1m"]
+    for name in (["slots", *counts, "jobs/s"] if live else counts):
+        table.add_column(name, justify="right", min_width=max(len(name), COUNT_WIDTH))
     for row in rows:
         stats = row.stats
         cells: list[Text] = [Text(stats.queue, style="bold cyan")]
@@ -275,8 +358,10 @@ def lateness_text(delta: timedelta) -> str:
 
 def node_table(nodes: Sequence[NodeInfo], now: datetime, this_node: str | None = None) -> Table:
     table = new_table("Nodes")
-    for name in ("node", "queues (workers)", "up", "heartbeat"):
-        table.add_column(name)
+    table.add_column("node")
+    table.add_column("queues (workers)")
+    table.add_column("up", min_width=7)  # "59m 59s"
+    table.add_column("heartbeat", min_width=11)  # "59m 59s ago"
     for node in nodes:
         label = Text(node.id, style="bold")
         if node.id == this_node:
@@ -311,6 +396,45 @@ def waiting_table(
     return Group(table, Text(offered, style="dim"))
 
 
+RUNNING_ROWS = 5  # running jobs the live view lists (the newest; the title counts them all)
+
+
+def running_table(jobs: Sequence[Job], total: int, now: datetime) -> Table:
+    """The newest running jobs (all nodes) with how long they have run and their progress."""
+    shown = f"{len(jobs)} of {total}" if total > len(jobs) else str(total)
+    table = new_table(f"Running jobs ({shown})")
+    table.add_column("id", justify="right", min_width=COUNT_WIDTH)
+    table.add_column("name", min_width=12)
+    table.add_column("queue", min_width=8)
+    table.add_column("for", justify="right", min_width=7)
+    table.add_column("node", min_width=12)
+    table.add_column("progress", min_width=26)  # a 10-cell bar, the percentage, the message
+    for job in jobs:
+        started = job.reserved_at or now
+        table.add_row(
+            str(job.id),
+            Text(job.name, style="bold"),
+            job.queue,
+            duration_text(max(now - started, timedelta(0))),
+            Clipped(Text(job.reserved_by or "-", style="dim")),
+            Clipped(progress_text(job.progress, bar=10)) if job.progress else Text("-", "dim"),
+        )
+    return table
+
+
+def activity_line(tallies: Sequence[Tally]) -> Text:
+    """'last minute on this node: 120 JobSucceeded · 2 JobCancelled · 1 JobRescued'."""
+    line = Text("last minute on this node: ", style="dim")
+    if not tallies:
+        line.append("nothing yet", style="dim")
+    for index, tally in enumerate(tallies):
+        if index:
+            line.append(" · ", style="dim")
+        line.append(str(tally.count), style="bold " + LEVEL_STYLES.get(tally.level, ""))
+        line.append(f" {tally.kind}", style=LEVEL_STYLES.get(tally.level, ""))
+    return line
+
+
 def event_table(events: Sequence[EventRow]) -> Table:
     table = Table(
         title="Recent events",
@@ -322,13 +446,13 @@ def event_table(events: Sequence[EventRow]) -> Table:
     )
     table.add_column("at", style="dim", no_wrap=True, min_width=12)
     table.add_column("level", no_wrap=True, min_width=5)
-    table.add_column("event", overflow="ellipsis", no_wrap=True)
+    table.add_column("event")  # wrapable: rich narrows it first; Clipped keeps it one line
     for event in events:
         style = LEVEL_STYLES.get(event.level, "")
         table.add_row(
             event.at.astimezone(UTC).strftime("%H:%M:%S.%f")[:-3],
             Text(event.level, style=style),
-            Text(event.text, style=style),
+            Clipped(event.text, style=style),
         )
     if not events:
         table.add_row("", "", Text("waiting for events...", style="dim"))
@@ -370,7 +494,9 @@ def dashboard(snapshot: Snapshot) -> Group:
             live=True,
         )
     )
-    parts += [Text(""), event_table(snapshot.events)]
+    if snapshot.running:
+        parts += [Text(""), running_table(snapshot.running, snapshot.running_total, snapshot.now)]
+    parts += [Text(""), activity_line(snapshot.activity), event_table(snapshot.events)]
     if snapshot.footer:
         parts.append(Text(snapshot.footer, style="dim"))
     return Group(*parts)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -32,7 +32,8 @@ from bgjobs.events import (
     ScheduleResumed,
     StoreError,
 )
-from bgjobs.job import Job, NewJob
+from bgjobs.instrumentation import combined
+from bgjobs.job import Job, NewJob, encode_meta
 from bgjobs.job_requests import JobRequest
 from bgjobs.payload import JSON
 from bgjobs.runtime import schedule_control
@@ -83,6 +84,7 @@ class BgJobs:
             {name: worker.listeners for name, worker in self._routes.workers.items()},
         )
         self._time = StoreTime(clock)
+        self._instrumentation = combined(spec.instrumentations)
         # Every store call the runtime makes goes through this facade (failures -> StoreError).
         self._store = reporting(spec.store, self._on_store_failure)
         self._opened = False
@@ -112,6 +114,7 @@ class BgJobs:
             self._schedules,
             self._time,
             self._open,
+            self._instrumentation,
         )
 
     # introspection -----------------------------------------------------------------------------
@@ -189,7 +192,15 @@ class BgJobs:
         if not new_jobs:
             return []
         self._open()
-        jobs = self._store.insert_jobs(new_jobs)
+        if self._instrumentation is None:
+            jobs = self._store.insert_jobs(new_jobs)
+        else:
+            with self._instrumentation.enqueue(new_jobs) as scope:
+                raw_meta = encode_meta(scope.meta)
+                if raw_meta is not None:
+                    new_jobs = [replace(new, raw_meta=raw_meta) for new in new_jobs]
+                jobs = self._store.insert_jobs(new_jobs)
+                scope.inserted(jobs)
         for job in jobs:
             self.emit(JobEnqueued(at=job.created_at, job=job))
         for queue in {job.queue for job in jobs}:
@@ -223,6 +234,12 @@ class BgJobs:
         if job is not None and before is not None and not before.state.is_finished:
             self.emit(JobCancelled(at=self.now(), job=job))
         return job
+
+    def get_job(self, job_id: int) -> Job | None:
+        """The job as stored now (waiting, running or archived), or None. ``.progress`` is what
+        its handler last reported, ``.meta`` what integrations stored with it."""
+        self._open()
+        return self._store.get_job(job_id)
 
     def schedules(self) -> list[ScheduleInfo]:
         """Each scheduled job with its next run, last outcome and pause."""

@@ -13,6 +13,7 @@ from bgjobs.builder import QueueSpec, WorkerSpec
 from bgjobs.errors import PayloadError
 from bgjobs.job import Discard, Job, JobError, Snooze
 from bgjobs.retry import Backoff
+from bgjobs.runtime.progress import ProgressSlot
 from bgjobs.runtime.scheduling import FollowUp
 
 
@@ -31,8 +32,13 @@ class RunningJob:
     deadline: float | None = None
     thread_id: int | None = None
     cancel: Callable[[], None] | None = None
+    progress: ProgressSlot | None = None  # made on the handler's first report
     _finished: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def progress_due(self) -> float | None:
+        """When this job's unwritten progress may be written (None: nothing waits)."""
+        return None if self.progress is None else self.progress.due_at()
 
     def take_finish(self) -> bool:
         with self.lock:

@@ -33,6 +33,7 @@ from bgjobs.events import (
     WakeupLost,
     WakeupRestored,
 )
+from bgjobs.instrumentation import Instrumentation
 from bgjobs.runtime.async_loop import AsyncLoop
 from bgjobs.runtime.clock import StoreTime
 from bgjobs.runtime.completer import Completer
@@ -82,8 +83,10 @@ class Lifecycle:
         schedules: ScheduledJobs,
         store_time: StoreTime,
         open_store: Callable[[], None],
+        instrumentation: Instrumentation | None = None,
     ) -> None:
         self._config = config
+        self._instrumentation = instrumentation
         self._store = store
         self._open_store = open_store
         self._node_id = node_id
@@ -198,6 +201,7 @@ class Lifecycle:
             async_loop=self._get_async_loop,
             now=self._time.now,
             clock=self._clock,
+            instrumentation=self._instrumentation,
         )
         for queue_spec in self._routes.queues:
             workers = self._routes.workers_of(queue_spec.name)

@@ -14,6 +14,7 @@ from bgjobs.events import (
     Event,
     JobDiscarded,
     JobFailed,
+    JobProgress,
     JobSnoozed,
     JobSucceeded,
     QueueError,
@@ -57,6 +58,10 @@ class OutcomeEvents:
             runner.notify()
         if not self._listening(job.queue, job.name):
             return
+        if (progress := completion.progress) is not None:  # written with the outcome
+            self._emit(
+                JobProgress(at=at, job=job, fraction=progress.fraction, message=progress.message)
+            )
         if completion.skipped is not None:
             self._emit(ScheduledRunSkipped(at=at, job=job, reason=completion.skipped.value))
         elif outcome is Outcome.SUCCEEDED:

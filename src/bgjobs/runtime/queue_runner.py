@@ -12,13 +12,14 @@ import ctypes
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bgjobs.adapters.base import ClaimRequest, Completion, Store
+from bgjobs.adapters.base import ClaimRequest, Completion, ProgressUpdate, Store
 from bgjobs.builder import QueueSpec, WorkerSpec
 from bgjobs.events import (
     Event,
+    JobProgress,
     JobReserved,
     JobStarted,
     JobTimedOut,
@@ -26,7 +27,8 @@ from bgjobs.events import (
     QueuePollingStarted,
     QueuePollingStopped,
 )
-from bgjobs.job import Job, JobError
+from bgjobs.instrumentation import Instrumentation
+from bgjobs.job import Job, JobError, Progress
 from bgjobs.runtime.async_loop import AsyncLoop
 from bgjobs.runtime.clock import Clock
 from bgjobs.runtime.execution import (
@@ -37,6 +39,7 @@ from bgjobs.runtime.execution import (
     outcome_of,
     precheck,
 )
+from bgjobs.runtime.progress import ProgressSlot
 from bgjobs.runtime.worker_pool import WorkerPool
 
 _MIN_SLEEP = 0.0005
@@ -56,6 +59,7 @@ class RunnerContext:
     async_loop: Callable[[], AsyncLoop]
     now: Callable[[], datetime]  # the store's time, for events and job times
     clock: Clock  # deadlines and sleeps
+    instrumentation: Instrumentation | None = None  # wraps each run (tracing)
 
 
 class QueueRunner:
@@ -68,6 +72,7 @@ class QueueRunner:
         self._claiming = True
         self._lock = threading.Lock()
         self.running: dict[int, RunningJob] = {}
+        self._reporting: dict[int, RunningJob] = {}  # running jobs that reported progress
         self._pool = WorkerPool(spec.max_concurrent_jobs, spec.name)
         self._stopped = threading.Event()
         self._errors = 0
@@ -108,6 +113,8 @@ class QueueRunner:
         """Claim and dispatch once; return how long to sleep."""
         poll = self.spec.poll_interval.total_seconds()
         self._expire_deadlines()
+        if self._reporting:
+            self._write_progress()
         free = self.spec.max_concurrent_jobs - len(self.running)
         if free <= 0:
             return self._until_deadline(poll)
@@ -148,6 +155,9 @@ class QueueRunner:
     def _until_deadline(self, sleep: float) -> float:
         with self._lock:
             deadlines = [r.deadline for r in self.running.values() if r.deadline is not None]
+            if self._reporting:  # a held-back progress report is due like a deadline
+                due = [r.progress_due() for r in self._reporting.values()]
+                deadlines += [d for d in due if d is not None]
         if deadlines:
             sleep = min(sleep, max(min(deadlines) - self._ctx.clock.monotonic(), _MIN_SLEEP))
         return sleep
@@ -159,6 +169,7 @@ class QueueRunner:
         if worker is not None and worker.timeout is not None:
             running.deadline = running.started + worker.timeout.total_seconds()
         job.attach_touch(lambda extend: self._touch(running, extend))
+        job.attach_progress(lambda progress: self._report(running, progress))
         with self._lock:
             self.running[job.id] = running
         if self._ctx.listening(job.queue, job.name):
@@ -170,40 +181,61 @@ class QueueRunner:
 
     def _run_sync(self, running: RunningJob) -> None:
         running.thread_id = threading.get_ident()
+        tracing = self._ctx.instrumentation
+        if tracing is None:
+            completion, _ = self._execute_sync(running)
+        else:
+            with tracing.run(running.job) as scope:
+                completion, error = self._execute_sync(running)
+                scope.finished(completion, error)
+        self._finish(running, completion)
+
+    def _execute_sync(self, running: RunningJob) -> tuple[Completion, BaseException | None]:
+        """Run the handler: its completion, and what it raised."""
         policy = self._ctx.policy_for(running.job, running.worker)
         completion = precheck(running, policy, self._known)
-        if completion is None:
-            assert running.worker is not None
-            if self._ctx.listening(running.job.queue, running.job.name):
-                self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
-            error: BaseException | None = None
-            try:
-                running.worker.handler(running.job)
-            except BaseException as exc:  # a handler must never kill its thread or queue
-                error = exc
-            finally:
-                _leave_handler(running)
-            completion = outcome_of(running.job, policy, error)
-        else:
+        if completion is not None:
             _leave_handler(running)
-        self._finish(running, completion)
+            return completion, None
+        assert running.worker is not None
+        if self._ctx.listening(running.job.queue, running.job.name):
+            self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
+        error: BaseException | None = None
+        try:
+            running.worker.handler(running.job)
+        except BaseException as exc:  # a handler must never kill its thread or queue
+            error = exc
+        finally:
+            _leave_handler(running)
+        return outcome_of(running.job, policy, error), error
 
     def _start_async(self, running: RunningJob, worker: WorkerSpec) -> None:
         policy = self._ctx.policy_for(running.job, worker)
+        tracing = self._ctx.instrumentation
 
-        async def run() -> None:
+        async def execute() -> tuple[Completion, BaseException | None]:
             if running.job.schedule is not None:  # its gate asks the database: not on the loop
                 completion = await asyncio.to_thread(precheck, running, policy, self._known)
             else:
                 completion = precheck(running, policy, self._known)
-            if completion is None:
-                self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
-                error: BaseException | None = None
-                try:
-                    await worker.handler(running.job)
-                except BaseException as exc:
-                    error = exc
-                completion = outcome_of(running.job, policy, error)
+            if completion is not None:
+                return completion, None
+            self._ctx.emit(JobStarted(at=self._ctx.now(), job=running.job))
+            error: BaseException | None = None
+            try:
+                await worker.handler(running.job)
+            except BaseException as exc:
+                error = exc
+            return outcome_of(running.job, policy, error), error
+
+        async def run() -> None:
+            if tracing is None:
+                completion, _ = await execute()
+            else:
+                # Entered inside the task: the span is current for the handler's awaits only.
+                with tracing.run(running.job) as scope:
+                    completion, error = await execute()
+                    scope.finished(completion, error)
             self._finish(running, completion)
 
         future = self._ctx.async_loop().submit(run())
@@ -213,7 +245,7 @@ class QueueRunner:
         if not running.take_finish():
             return  # the timeout watchdog already finished this job
         self._forget(running)
-        self._ctx.submit_completion(completion)
+        self._ctx.submit_completion(_with_last_progress(running, completion))
         self._wake.set()
 
     def _forget(self, running: RunningJob) -> None:
@@ -221,6 +253,44 @@ class QueueRunner:
         with self._lock:
             if self.running.get(running.job.id) is running:
                 del self.running[running.job.id]
+            if self._reporting.get(running.job.id) is running:
+                del self._reporting[running.job.id]
+
+    # progress --------------------------------------------------------------------------------
+    def _report(self, running: RunningJob, progress: Progress) -> None:
+        """``job.set_progress`` (the handler's thread or task): keep it; wake the loop to write
+        it if it is due."""
+        slot = running.progress
+        if slot is None:
+            slot = running.progress = ProgressSlot()
+            with self._lock:
+                if self.running.get(running.job.id) is running:
+                    self._reporting[running.job.id] = running
+        if slot.report(progress, self._ctx.clock.monotonic()):
+            self._wake.set()
+
+    def _write_progress(self) -> None:
+        """Write every due progress report of this queue in one statement."""
+        now = self._ctx.clock.monotonic()
+        with self._lock:
+            reporting = list(self._reporting.values())
+        due = [(r, p) for r in reporting if r.progress and (p := r.progress.take_due(now))]
+        if not due:
+            return
+        node = self._ctx.node_id
+        updates = [ProgressUpdate(r.job.id, node, r.job.attempt, p) for r, p in due]
+        try:
+            written = set(self._ctx.store.set_progress(updates))
+        except Exception:  # reported by the store facade; the values wait for the next try
+            for running, progress in due:
+                if running.progress is not None:
+                    running.progress.put_back(progress)
+            return
+        for running, value in due:
+            job = running.job
+            if job.id in written and self._ctx.listening(job.queue, job.name):
+                at, fraction, message = self._ctx.now(), value.fraction, value.message
+                self._ctx.emit(JobProgress(at=at, job=job, fraction=fraction, message=message))
 
     def _known(self) -> str:
         return ", ".join(sorted(self._workers)) or "none"
@@ -259,7 +329,8 @@ class QueueRunner:
                 type="JobTimeout",
                 message=f"{job.name} ran longer than its timeout of {worker.timeout}",
             )
-            self._ctx.submit_completion(failure(job, self._ctx.policy_for(job, worker), error))
+            completion = failure(job, self._ctx.policy_for(job, worker), error)
+            self._ctx.submit_completion(_with_last_progress(running, completion))
 
     def _interrupt(self, running: RunningJob) -> None:
         if running.cancel is not None:
@@ -274,6 +345,12 @@ class QueueRunner:
                 ctypes.c_ulong(running.thread_id), ctypes.py_object(JobTimeout)
             )
             self._pool.retire(running.thread_id)
+
+
+def _with_last_progress(running: RunningJob, completion: Completion) -> Completion:
+    """The completion carrying the handler's last report if it is not written yet."""
+    last = running.progress.take_last() if running.progress is not None else None
+    return completion if last is None else replace(completion, progress=last)
 
 
 def _cancel(future: Future[None]) -> None:

@@ -20,6 +20,7 @@ from bgjobs.adapters.base import (
     Completion,
     JobFilter,
     NodeInfo,
+    ProgressUpdate,
     ScheduleRecord,
     ScheduleState,
     WaitingName,
@@ -45,6 +46,7 @@ from bgjobs.adapters.rows import (
     node_info,
     offers_json,
     picker,
+    progress_rows,
     scalar,
     schedule_record,
     schedule_state,
@@ -93,6 +95,7 @@ class PostgresExecutor:
                     "delay_us": us(j.delay),
                     "unique_key": j.unique_key,
                     "schedule": j.schedule,
+                    "meta": j.raw_meta,
                 }
                 for j in jobs
             ]
@@ -123,6 +126,7 @@ class PostgresExecutor:
                 "delay_us": us(new.delay),
                 "unique_key": new.unique_key,
                 "schedule": new.schedule,
+                "meta": new.raw_meta,
                 "channel": self._channel,
             }
             row = cur.execute(self._q.insert_one, params).fetchone()
@@ -191,6 +195,10 @@ class PostgresExecutor:
         if job_ids is None:
             return self._count(self._q.extend_all, (us(lease), node_id))
         return self._count(self._q.extend_some, (us(lease), node_id, list(job_ids)))
+
+    def set_progress(self, updates: Sequence[ProgressUpdate]) -> list[int]:
+        rows = self._conn.execute(self._q.set_progress, (progress_rows(updates),)).fetchall()
+        return [scalar(row) for row in rows]
 
     def release(self, node_id: str, job_ids: Sequence[int]) -> list[Job]:
         params = {"node": node_id, "ids": list(job_ids), "channel": self._channel}
@@ -310,7 +318,8 @@ class PostgresExecutor:
         return None if row is None else archived(row)
 
     def list_hot(self, where: JobFilter) -> list[Job]:
-        rows = self._conn.execute(self._q.list_hot, _filter_params(where)).fetchall()
+        query = self._q.list_running if where.state is JobState.RUNNING else self._q.list_hot
+        rows = self._conn.execute(query, _filter_params(where)).fetchall()
         return [hot(row) for row in rows]
 
     def list_archived(self, where: JobFilter) -> list[Job]:
@@ -320,7 +329,7 @@ class PostgresExecutor:
     def stats_waiting(self) -> list[tuple[str, int, int]]:
         return self._conn.execute(self._q.stats_waiting).fetchall()
 
-    def stats_running(self) -> list[tuple[str, int]]:
+    def stats_running(self) -> list[tuple[str, str, int]]:
         return self._conn.execute(self._q.stats_running).fetchall()
 
     def stats_failed(self) -> list[tuple[str, int]]:
@@ -412,4 +421,5 @@ def _due_now_plain(new: NewJob) -> bool:
         and not new.delay
         and new.unique_key is None
         and new.schedule is None
+        and new.raw_meta is None
     )

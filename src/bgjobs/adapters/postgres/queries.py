@@ -37,7 +37,8 @@ _CLAIMABLE = "(%(names)s::text[] IS NULL OR name = ANY(%(names)s::text[]))"
 # (available/scheduled) is derived from it.
 _RETURN_HOT = f"RETURNING {_HOT_OUT}, now()"
 _INSERT_COLUMNS = (
-    "queue, name, payload, priority, max_attempts, available_at, scheduled_at, unique_key, schedule"
+    "queue, name, payload, priority, max_attempts, available_at, scheduled_at, unique_key,"
+    " schedule, meta"
 )
 
 # One job due now, no unique key or schedule: the usual enqueue, as lean as a bare INSERT
@@ -58,7 +59,7 @@ INSERT_ONE = f"""
 WITH ins AS (
     INSERT INTO {{jobs}} ({_INSERT_COLUMNS})
     VALUES (%(queue)s, %(name)s, %(payload)s, %(priority)s, %(max_attempts)s, {_AT}, {_AT},
-            %(unique_key)s, %(schedule)s)
+            %(unique_key)s, %(schedule)s, %(meta)s)
     ON CONFLICT DO NOTHING
     RETURNING id, created_at, available_at, queue
 )
@@ -71,12 +72,13 @@ WITH v AS (
     SELECT u.*, COALESCE(u.available_at, now() + u.delay_us{_US}) AS at
     FROM ROWS FROM (json_to_recordset(%(jobs)s::json)
              AS (queue text, name text, payload text, priority int, max_attempts int,
-                 available_at timestamptz, delay_us bigint, unique_key text, schedule text))
+                 available_at timestamptz, delay_us bigint, unique_key text, schedule text,
+                 meta text))
          WITH ORDINALITY AS u(queue, name, payload, priority, max_attempts, available_at,
-                              delay_us, unique_key, schedule, ord)
+                              delay_us, unique_key, schedule, meta, ord)
 ), ins AS (
     INSERT INTO {{jobs}} ({_INSERT_COLUMNS})
-    SELECT queue, name, payload, priority, max_attempts, at, at, unique_key, schedule
+    SELECT queue, name, payload, priority, max_attempts, at, at, unique_key, schedule, meta
     FROM v ORDER BY ord
     ON CONFLICT DO NOTHING
     RETURNING {_HOT}
@@ -204,6 +206,23 @@ WHERE id IN (SELECT id FROM {{jobs}} WHERE reserved_by = %s {{only}} FOR UPDATE 
 """
 EXTEND_ALL = _EXTEND.replace("{only}", "")
 EXTEND_SOME = _EXTEND.replace("{only}", "AND id = ANY(%s::bigint[])")
+
+# Record running jobs' progress, each fenced on (id, node, attempt); the ids it applied to.
+# SKIP LOCKED, as in _EXTEND: a locked row is being finished, and its completion carries its
+# last progress.
+SET_PROGRESS = """
+WITH r AS (
+    SELECT * FROM json_to_recordset(%s::json)
+        AS r(id bigint, node text, attempt int, fraction double precision, message text)
+), mine AS (
+    SELECT j.id FROM {jobs} j JOIN r ON j.id = r.id AND j.reserved_by = r.node
+        AND j.attempt = r.attempt
+    FOR UPDATE OF j SKIP LOCKED
+)
+UPDATE {jobs} j SET progress = r.fraction, progress_message = r.message
+FROM r, mine WHERE j.id = mine.id AND r.id = mine.id
+RETURNING j.id
+"""
 
 # Give unfinished jobs back without counting the attempt (shutdown), waking other nodes.
 RELEASE = f"""
@@ -411,6 +430,15 @@ WHERE (%(name)s::text IS NULL OR name = %(name)s)
         ELSE true END
 ORDER BY id DESC LIMIT %(limit)s
 """
+# The newest running jobs matching a filter, from the partial index of running jobs (LIST_HOT's
+# CASE hides it from the planner, which would walk every waiting job instead).
+LIST_RUNNING = f"""
+SELECT {_HOT_OUT}, now() FROM {{jobs}}
+WHERE reserved_by IS NOT NULL
+  AND (%(name)s::text IS NULL OR name = %(name)s)
+  AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+ORDER BY id DESC LIMIT %(limit)s
+"""
 # The newest finished jobs matching a filter (NULL parameters match all).
 LIST_ARCHIVED = f"""
 SELECT {_ARCHIVE_OUT} FROM {{archive}}
@@ -427,8 +455,11 @@ SELECT queue,
        count(*) FILTER (WHERE available_at > now())
 FROM {jobs} WHERE reserved_by IS NULL GROUP BY queue
 """
-# Running jobs per queue: (queue, running).
-STATS_RUNNING = "SELECT queue, count(*) FROM {jobs} WHERE reserved_by IS NOT NULL GROUP BY queue"
+# Running jobs per queue and node: (queue, node, running).
+STATS_RUNNING = """
+SELECT queue, reserved_by, count(*) FROM {jobs} WHERE reserved_by IS NOT NULL
+GROUP BY queue, reserved_by
+"""
 # Failed and discarded jobs per queue, all time: (queue, count).
 STATS_FAILED = """
 SELECT queue, count(*) FROM {archive} WHERE state IN ('failed', 'discarded') GROUP BY queue
@@ -452,10 +483,10 @@ WITH moved AS (
     RETURNING {_ARCHIVE}
 ), ins AS (
     INSERT INTO {{jobs}} (id, queue, name, payload, priority, attempt, max_attempts,
-                         available_at, created_at, scheduled_at, schedule, errors)
+                         available_at, created_at, scheduled_at, schedule, errors, meta)
     OVERRIDING SYSTEM VALUE
     SELECT id, queue, name, payload, priority, 0, max_attempts, now(), created_at, now(),
-           schedule, errors
+           schedule, errors, meta
     FROM moved
     RETURNING id, queue
 )
@@ -505,6 +536,7 @@ class Queries:
         self.schedule_finished = render(SCHEDULE_FINISHED)
         self.extend_all = render(EXTEND_ALL)
         self.extend_some = render(EXTEND_SOME)
+        self.set_progress = render(SET_PROGRESS)
         self.release = render(RELEASE)
         self.heartbeat = render(HEARTBEAT)
         self.remove_node = render(REMOVE_NODE)
@@ -538,6 +570,7 @@ class Queries:
         self.get_hot_for_update = render(GET_HOT_FOR_UPDATE)
         self.get_archived = render(GET_ARCHIVED)
         self.list_hot = render(LIST_HOT)
+        self.list_running = render(LIST_RUNNING)
         self.list_archived = render(LIST_ARCHIVED)
         self.stats_waiting = render(STATS_WAITING)
         self.stats_running = render(STATS_RUNNING)

@@ -138,6 +138,16 @@ MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (schedule, node_id)
         )""",
     ],
+    6: [],
+    7: [],
+    # Observability: what integrations carry with a job (a JSON object as text, e.g. the W3C
+    # trace context) and the progress its handler last reported. Nullable columns without a
+    # default: adding them rewrites nothing, and a plain job stores nothing more.
+    8: [
+        f"""ALTER TABLE {{{table}}} ADD COLUMN meta text, ADD COLUMN progress double precision,
+            ADD COLUMN progress_message text"""
+        for table in ("jobs", "archive")
+    ],
 }
 
 

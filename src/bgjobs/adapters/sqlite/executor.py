@@ -19,6 +19,7 @@ from bgjobs.adapters.base import (
     JobFilter,
     NodeInfo,
     Outcome,
+    ProgressUpdate,
     ScheduleRecord,
     ScheduleState,
     WaitingName,
@@ -36,6 +37,7 @@ from bgjobs.adapters.rows import (
     node_info,
     offers_json,
     picker,
+    progress_rows,
     scalar,
     schedule_record,
     schedule_state,
@@ -98,6 +100,7 @@ class SQLiteExecutor:
                 available_us,
                 new.unique_key,
                 new.schedule,
+                new.raw_meta,
             ),
         )
         if cur.rowcount == 0:
@@ -202,6 +205,10 @@ class SQLiteExecutor:
         if job_ids is None:
             return self._count(q.EXTEND_ALL, params)
         return self._count(q.EXTEND_SOME, {**params, "ids": json.dumps(list(job_ids))})
+
+    def set_progress(self, updates: Sequence[ProgressUpdate]) -> list[int]:
+        rows = self._rows(q.SET_PROGRESS, {"rows": progress_rows(updates)})
+        return [scalar(row) for row in rows]
 
     def release(self, node_id: str, job_ids: Sequence[int]) -> list[Job]:
         rows = self._rows(q.RELEASE, {"node": node_id, "ids": json.dumps(list(job_ids))})
@@ -351,7 +358,8 @@ class SQLiteExecutor:
             "now": self._now_us,
             "limit": where.limit,
         }
-        return [hot(row, self._now) for row in self._rows(q.list_hot(where), params)]
+        sql = q.list_running(where) if where.state is JobState.RUNNING else q.list_hot(where)
+        return [hot(row, self._now) for row in self._rows(sql, params)]
 
     def list_archived(self, where: JobFilter) -> list[Job]:
         params = {
@@ -365,7 +373,7 @@ class SQLiteExecutor:
     def stats_waiting(self) -> list[tuple[str, int, int]]:
         return self._rows(q.STATS_WAITING, {"now": self._now_us})
 
-    def stats_running(self) -> list[tuple[str, int]]:
+    def stats_running(self) -> list[tuple[str, str, int]]:
         return self._rows(q.STATS_RUNNING)
 
     def stats_failed(self) -> list[tuple[str, int]]:

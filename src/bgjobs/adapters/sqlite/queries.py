@@ -30,7 +30,7 @@ _CLAIMABLE = "(:names IS NULL OR name IN (SELECT value FROM json_each(:names)))"
 # round trip to save, SQLite needs no INSERT_NOW or INSERT_MANY: a batch runs this per job.
 INSERT_ONE = (
     "INSERT INTO bgjobs_jobs (queue, name, payload, priority, max_attempts, available_at,"
-    " created_at, scheduled_at, unique_key, schedule) VALUES (?,?,?,?,?,?,?,?,?,?)"
+    " created_at, scheduled_at, unique_key, schedule, meta) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
     " ON CONFLICT DO NOTHING"
 )
 
@@ -116,6 +116,16 @@ WHERE name = :name
 EXTEND_ALL = "UPDATE bgjobs_jobs SET lease_expires_at = :lease WHERE reserved_by = :node"
 # Push back the leases of some of a node's jobs.
 EXTEND_SOME = EXTEND_ALL + f" AND id IN {_IDS}"
+# Record running jobs' progress, each fenced on (id, node, attempt); the ids it applied to.
+SET_PROGRESS = """
+UPDATE bgjobs_jobs SET progress = json_extract(r.value, '$.fraction'),
+    progress_message = json_extract(r.value, '$.message')
+FROM json_each(:rows) AS r
+WHERE bgjobs_jobs.id = json_extract(r.value, '$.id')
+  AND bgjobs_jobs.reserved_by = json_extract(r.value, '$.node')
+  AND bgjobs_jobs.attempt = json_extract(r.value, '$.attempt')
+RETURNING bgjobs_jobs.id
+"""
 # Give unfinished jobs back without counting the attempt (shutdown).
 RELEASE = f"""
 UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
@@ -295,6 +305,16 @@ def list_hot(where: JobFilter) -> str:
     )
 
 
+def list_running(where: JobFilter) -> str:
+    """LIST_RUNNING: the newest running jobs matching a filter, read from the partial index of
+    running jobs: LIST_HOT would scan every waiting job to find them (the live view asks for
+    them twice a second, whatever the backlog)."""
+    return (
+        f"SELECT {_HOT} FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases"
+        f" WHERE reserved_by IS NOT NULL{_matching(where)} ORDER BY id DESC LIMIT :limit"
+    )
+
+
 def list_archived(where: JobFilter) -> str:
     """LIST_ARCHIVED: the newest finished jobs matching a filter (as LIST_HOT)."""
     state = "" if where.state is None else " AND state = :state"
@@ -310,10 +330,10 @@ STATS_WAITING = """
 SELECT queue, sum(available_at <= :now), sum(available_at > :now)
 FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim WHERE reserved_by IS NULL GROUP BY queue
 """
-# Running jobs per queue: (queue, running).
+# Running jobs per queue and node: (queue, node, running).
 STATS_RUNNING = """
-SELECT queue, count(*) FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases
-WHERE reserved_by IS NOT NULL GROUP BY queue
+SELECT queue, reserved_by, count(*) FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases
+WHERE reserved_by IS NOT NULL GROUP BY queue, reserved_by
 """
 # Failed and discarded jobs per queue, all time: (queue, count).
 STATS_FAILED = """
@@ -332,9 +352,9 @@ def retry(by_ids: bool, by_name: bool) -> str:
     next run). Then DELETE_RETRIED (Postgres does both in one statement)."""
     return (
         "INSERT INTO bgjobs_jobs (id, queue, name, payload, priority, attempt, max_attempts,"
-        " available_at, created_at, scheduled_at, schedule, errors)"
+        " available_at, created_at, scheduled_at, schedule, errors, meta)"
         " SELECT id, queue, name, payload, priority, 0, max_attempts, :now, created_at, :now,"
-        " schedule, errors FROM bgjobs_archive"
+        " schedule, errors, meta FROM bgjobs_archive"
         # Given ids: look each up by primary key (the planner would rather walk the state index
         # over every failed job, as it cannot know how short the JSON list is).
         + (" NOT INDEXED" if by_ids else "")

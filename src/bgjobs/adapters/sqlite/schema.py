@@ -116,6 +116,16 @@ MIGRATIONS: dict[int, list[str]] = {
             PRIMARY KEY (schedule, node_id)
         )""",
     ],
+    6: [],
+    7: [],
+    # Observability: what integrations carry with a job (a JSON object, e.g. the W3C trace
+    # context) and the progress its handler last reported. NULL when unused, so a plain job
+    # stores nothing more.
+    8: [
+        f"ALTER TABLE {table} ADD COLUMN {column}"
+        for table in ("bgjobs_jobs", "bgjobs_archive")
+        for column in ("meta TEXT", "progress REAL", "progress_message TEXT")
+    ],
 }
 
 VERSION_TABLE = "bgjobs_schema"
