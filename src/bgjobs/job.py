@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from bgjobs.errors import PayloadError
 from bgjobs.payload import JSON, decode_payload
 
 
@@ -92,7 +93,10 @@ class Job:
         try:
             return self.__dict__["_payload"]  # type: ignore[no-any-return]
         except KeyError:
-            value = decode_payload(self.raw_payload)
+            try:
+                value = decode_payload(self.raw_payload)
+            except PayloadError as exc:  # name the job: the row may be found and mended by id
+                raise PayloadError(f"job {self.id} ({self.name}): {exc}") from None
             self.__dict__["_payload"] = value
             return value
 

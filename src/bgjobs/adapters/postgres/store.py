@@ -139,6 +139,12 @@ class PostgresStore(SharedStore):
                 self._connections.close()
                 self._connections = None
 
+    def give_up_after(self, seconds: float | None) -> None:
+        with self._lock:
+            connections = self._connections
+        if connections is not None:
+            connections.give_up_after(seconds)
+
     def exists(self) -> bool:
         return True  # the server holds the database; a missing one fails to connect instead
 

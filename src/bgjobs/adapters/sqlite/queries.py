@@ -22,6 +22,14 @@ _IDS = "(SELECT value FROM json_each(:ids))"
 _ROW_ID = "json_extract(r.value, '$.id')"
 _ROW_ERROR = "json(json_extract(r.value, '$.error'))"
 
+
+def _errors_plus(column: str, error: str) -> str:
+    """A job's error history with ``error`` appended. A history that is not JSON (another tool
+    wrote it) starts afresh, rather than failing the write that records the job's outcome."""
+    history = f"CASE WHEN json_valid({column}) THEN {column} ELSE '[]' END"
+    return f"json_insert({history}, '$[#]', {error})"
+
+
 # producing -------------------------------------------------------------------------------------
 # One job; a taken unique key skips it (no row), and the id is the cursor's lastrowid. With no
 # round trip to save, SQLite needs no INSERT_NOW or INSERT_MANY: a batch runs this per job.
@@ -69,10 +77,10 @@ FROM priorities p WHERE p.priority IS NOT NULL
 """
 # A retried or snoozed job back to its queue, fenced on (id, node, attempt); a snooze gives the
 # attempt back (:refund = 1). Postgres does this inside COMPLETE.
-COMPLETE_REQUEUE = """
+COMPLETE_REQUEUE = f"""
 UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
     attempt = attempt - :refund, available_at = :available_at,
-    errors = CASE WHEN :error IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(:error)) END
+    errors = CASE WHEN :error IS NULL THEN errors ELSE {_errors_plus("errors", "json(:error)")} END
 WHERE id = :id AND reserved_by = :node AND attempt = :attempt
 """
 
@@ -128,7 +136,7 @@ ORDER BY id"""
 # Rescue: back to the queue, due now, the rescue error appended; the attempt still counts.
 RESCUE_RELEASE = f"""
 UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
-    available_at = :now, errors = json_insert(errors, '$[#]', {_ROW_ERROR})
+    available_at = :now, errors = {_errors_plus("errors", _ROW_ERROR)}
 FROM json_each(:rows) AS r
 WHERE bgjobs_jobs.id = {_ROW_ID}
 """
@@ -137,7 +145,7 @@ WHERE bgjobs_jobs.id = {_ROW_ID}
 RESCUE_FAIL = f"""
 INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})
 SELECT {rows.select_list(rows.CARRIED_COLUMNS, "j")},
-       json_insert(j.errors, '$[#]', {_ROW_ERROR}), 'failed', :now
+       {_errors_plus("j.errors", _ROW_ERROR)}, 'failed', :now
 FROM json_each(:rows) AS r JOIN bgjobs_jobs j ON j.id = {_ROW_ID}
 """
 # Remove rescued jobs that RESCUE_FAIL archived.
