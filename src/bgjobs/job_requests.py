@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from bgjobs.builder import _check_name
+from bgjobs.builder import MAX_ATTEMPTS, _check_name
 from bgjobs.errors import ConfigError
 from bgjobs.job import NewJob
 from bgjobs.payload import JSON, encode_payload
@@ -19,7 +19,7 @@ from bgjobs.payload import JSON, encode_payload
 # Postgres stores priority, attempt and max_attempts as `integer` (32-bit signed).
 MIN_PRIORITY = -(2**31)
 MAX_PRIORITY = 2**31 - 1
-MAX_ATTEMPTS_LIMIT = 2**31 - 1
+MAX_ATTEMPTS_LIMIT = MAX_ATTEMPTS
 # When a job may be due. SQLite counts microseconds since the epoch; Python datetimes (and so
 # every job read back) end at 9999-12-31, in any time zone, so the last year is kept clear.
 EARLIEST_RUN_AT = datetime(1970, 1, 1, tzinfo=UTC)
