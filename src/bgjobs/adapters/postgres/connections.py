@@ -10,10 +10,16 @@ sleeps about a second between failed checks.)
 
 ``give_up_after`` bounds every wait on the database (shutdown uses it): checkouts wait no longer
 than the time left, none is given out after it, and statements still running then are cancelled.
+
+psycopg_pool warns once for every broken connection handed back ("discarding closed
+connection"): after a server restart that is a line per pooled connection. bgjobs reports the
+outage itself (StoreError, QueueError events), so of those warnings about its own connections
+only the first of each outage is kept.
 """
 
 from __future__ import annotations
 
+import logging
 import select
 import threading
 import time
@@ -32,6 +38,42 @@ DEFAULT_APPLICATION_NAME = "bgjobs"
 RECONNECT_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 5.0  # waiting for the pool's threads to end
 CANCEL_TIMEOUT = 2.0  # sending a cancel request for a statement past the deadline
+
+
+_OUTAGE_GAP = 30.0  # seconds without a broken connection that end an outage
+_returning = threading.local()  # set while this thread hands a connection back to its pool
+
+
+class _OneWarningPerOutage(logging.Filter):
+    """Keeps the first of psycopg_pool's "discarding closed connection" warnings about bgjobs'
+    connections per outage; others' connections are not affected."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = float("-inf")
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(_returning, "active", False):
+            return True
+        if not str(record.msg).startswith("discarding closed connection"):
+            return True
+        now = time.monotonic()
+        with self._lock:
+            first = now - self._last > _OUTAGE_GAP
+            self._last = now
+        return first
+
+
+_POOL_WARNINGS = _OneWarningPerOutage()
+
+
+def _give_back(pool: ConnectionPool[Any], conn: Connection[Any]) -> None:
+    _returning.active = True
+    try:
+        pool.putconn(conn)
+    finally:
+        _returning.active = False
 
 
 def connect_defaults(conninfo: str, extra: dict[str, Any]) -> dict[str, Any]:
@@ -114,6 +156,9 @@ class Connections:
         return self._pool
 
     def open(self) -> None:
+        pool_logger = logging.getLogger("psycopg.pool")
+        if _POOL_WARNINGS not in pool_logger.filters:
+            pool_logger.addFilter(_POOL_WARNINGS)
         if self.owned and self._pool is None:
             min_size, max_size, timeout = self._sizes
             self._pool = ConnectionPool(
@@ -192,7 +237,7 @@ class Connections:
             if is_alive(conn):
                 break
             conn.close()  # the pool sees it closed, drops it and opens a replacement
-            pool.putconn(conn)
+            _give_back(pool, conn)
         else:
             raise psycopg.OperationalError("no live connection in the bgjobs pool")
         restore = not conn.autocommit
@@ -206,4 +251,4 @@ class Connections:
             if restore and conn.info.transaction_status == TransactionStatus.IDLE:
                 with suppress(psycopg.Error):
                     conn.autocommit = False
-            pool.putconn(conn)
+            _give_back(pool, conn)
