@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from tests.cli.conftest import invoke_cli, ok
+from tests.conftest import wait_until
 
 import bgjobs
+from bgjobs.adapters.sqlite import files
 from bgjobs.errors import ConfigError
 
 
@@ -101,3 +104,39 @@ def test_reading_commands_work_on_a_read_only_database(tmp_path: Path, what: str
         assert "this process may only read it" in refused.stderr
         assert "write access to the file and its directory" in refused.stderr
     assert bgjobs.sqlite(path).get_job(job_id) is not None
+
+
+def test_the_wal_starts_over_while_writes_never_stop(tmp_path: Path) -> None:
+    """A PASSIVE checkpoint alone never lets the log start over under continuous writes: the
+    -wal file (and its -shm index, mapped into memory) grew without bound."""
+    path = tmp_path / "jobs.db"
+    wal = tmp_path / "jobs.db-wal"
+    bg = (
+        bgjobs.new(bgjobs.sqlite(path))
+        .with_queue(bgjobs.queue("q").with_worker(bgjobs.worker("w", lambda job: None)))
+        .build()
+    )
+    stop = threading.Event()
+    blob = "x" * 20_000
+
+    def write() -> None:
+        while not stop.is_set():
+            bg.enqueue_many([("w", {"blob": blob})] * 50)  # about 1 MB per transaction
+
+    def wal_size() -> int:
+        return wal.stat().st_size if wal.exists() else 0
+
+    with bg:
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            grown = 2 * files.JOURNAL_SIZE_LIMIT
+            wait_until(lambda: wal_size() > grown, 60, f"the WAL to pass {grown} bytes")
+            wait_until(
+                lambda: wal_size() <= files.JOURNAL_SIZE_LIMIT,
+                30,
+                "the WAL to start over (and be cut back) while writes go on",
+            )
+        finally:
+            stop.set()
+            writer.join(30)
