@@ -41,6 +41,9 @@ class MemoryStore:
     def give_up_after(self, seconds: float | None) -> None:
         return None
 
+    def upkeep(self) -> None:
+        return None
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 

@@ -150,6 +150,11 @@ class Store(Protocol):
         statement) past ``seconds`` from now: it fails instead. None, or ``close()``, lifts the
         limit. Shutdown uses it, so that it ends whatever holds the database."""
 
+    def upkeep(self) -> None:
+        """Housekeeping the database may not do well enough by itself; every node's runtime
+        calls it every few seconds, apart from its heartbeat. Postgres vacuums the hot table
+        when dead rows pile up faster than autovacuum removes them (see postgres/vacuum.py)."""
+
     def exists(self) -> bool:
         """Whether the database is there at all, checked without creating it (a SQLite file is
         created on first connect, so a mistyped path must be caught before that)."""

@@ -44,6 +44,7 @@ from bgjobs.runtime.queue_runner import QueueRunner, RunnerContext
 from bgjobs.runtime.routing import Policies, Routes
 from bgjobs.runtime.scheduled_jobs import ScheduledJobs
 from bgjobs.runtime.supervisor import Supervisor
+from bgjobs.runtime.upkeep import Upkeep
 
 log = logging.getLogger("bgjobs")
 
@@ -112,6 +113,7 @@ class Lifecycle:
         self.runners: dict[str, QueueRunner] = {}
         self._completer: Completer | None = None
         self._maintenance: Maintenance | None = None
+        self._upkeep: Upkeep | None = None
         self._supervisor: Supervisor | None = None
         self._async_loop: AsyncLoop | None = None
         self._wakeup: Wakeup | None = None
@@ -169,6 +171,8 @@ class Lifecycle:
             self._clock,
         )
         self._supervisor.spawn("maintenance", self._maintenance.loop)
+        self._upkeep = Upkeep(self._store, self._emit, self._time.now, self._clock)
+        self._supervisor.spawn("upkeep", self._upkeep.loop)
         self._emit(RuntimeStarted(at=self._time.now(), node_id=self._node_id))
 
     def _prepare(self) -> None:
@@ -265,6 +269,8 @@ class Lifecycle:
         self._supervisor.join("completer", left() + _JOIN_SLACK)
         if self._maintenance is not None:
             self._maintenance.stop()
+        if self._upkeep is not None:
+            self._upkeep.stop()
         if self._wakeup is not None:
             self._wakeup.stop()
         for name, runner in self.runners.items():
@@ -276,7 +282,8 @@ class Lifecycle:
         # A failure is reported by the store facade; the rescuer on other nodes cleans up.
         with contextlib.suppress(Exception):
             self._store.remove_node(self._node_id)
-        self._close_store()
+        self._close_store()  # also cancels a vacuum the upkeep loop may be waiting for
+        self._supervisor.join("upkeep", _JOIN_SLACK)
         self._state = State.FAILED if failed else State.STOPPED
         self._emit(RuntimeStopped(at=self._time.now(), node_id=self._node_id))
 

@@ -161,6 +161,10 @@ class SQLiteStore(SharedStore):
     def give_up_after(self, seconds: float | None) -> None:
         self._deadline = None if seconds is None else time.monotonic() + seconds
 
+    def upkeep(self) -> None:
+        """Nothing: deleted rows leave no dead versions behind, and the WAL checkpoints run
+        with the wake-up watcher."""
+
     def exists(self) -> bool:
         return self.path.exists()
 
