@@ -8,6 +8,7 @@ the immutable attribute (``chattr +i``), which binds root too; as another user, 
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -140,3 +141,23 @@ def test_the_wal_starts_over_while_writes_never_stop(tmp_path: Path) -> None:
         finally:
             stop.set()
             writer.join(30)
+
+
+def test_a_memory_store_keeps_its_file_until_it_is_collected() -> None:
+    """stop() closes the store; a :memory: store must come back with its jobs on next use."""
+    store = bgjobs.sqlite(":memory:")
+    bg = (
+        bgjobs.new(store)
+        .with_queue(bgjobs.queue("q").with_worker(bgjobs.worker("w", lambda job: None)))
+        .build()
+    )
+    first = bg.enqueue("w", None)
+    bg.start()
+    bg.stop()
+    later = bg.enqueue("w", None)
+    assert store.get_job(first.id) is not None and store.get_job(later.id) is not None
+    directory = store.path.parent  # type: ignore[attr-defined]
+    store.close()
+    del bg, store
+    gc.collect()
+    assert not directory.exists()

@@ -21,6 +21,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -78,6 +79,8 @@ class SQLiteStore(SharedStore):
         if str(path) == ":memory:":
             self._temp_dir = tempfile.TemporaryDirectory(prefix="bgjobs-")
             path = Path(self._temp_dir.name) / "bgjobs.db"
+            # Removed with the store, not by close(): a closed store opens again on its next use.
+            weakref.finalize(self, self._temp_dir.cleanup)
         self.path = Path(path)
         self.display_url = f"sqlite:///{self.path}"
         self._auto_migrate = migrate
