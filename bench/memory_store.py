@@ -38,6 +38,12 @@ class MemoryStore:
     def close(self) -> None:
         return None
 
+    def give_up_after(self, seconds: float | None) -> None:
+        return None
+
+    def upkeep(self) -> None:
+        return None
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 

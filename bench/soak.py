@@ -95,7 +95,19 @@ def target(backend: str, url: str) -> Iterator[Target]:
                 " WHERE schemaname = %s AND relname IN ('bgjobs_jobs', 'bench_raw_jobs')",
                 (schema,),
             ).fetchall()
-        return ", ".join(f"{name}: {live} live / {dead} dead" for name, live, dead in rows)
+            # What one claim's index walk reads: it grows with the dead entries it steps over,
+            # whatever the machine's load does to the rates.
+            plan = conn.execute(sql.SQL(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM {} WHERE queue = 'default'"
+                " AND reserved_by IS NULL AND available_at <= now()"
+                " ORDER BY priority, available_at, id LIMIT 32"
+            ).format(sql.Identifier(schema, "bgjobs_jobs"))).fetchone()
+        figures = [f"{name}: {live} live / {dead} dead" for name, live, dead in rows]
+        if plan is not None:
+            top = plan[0][0]["Plan"]
+            figures.append(f"claim reads {top['Shared Hit Blocks'] + top['Shared Read Blocks']}"
+                           " buffers")
+        return ", ".join(figures)
 
     def connections() -> int:
         with psycopg.connect(url, autocommit=True) as conn:

@@ -55,12 +55,21 @@ def sqlite(
     migrate: bool = True,
     busy_timeout: timedelta = timedelta(seconds=30),
     synchronous: str = "NORMAL",
+    create_dirs: bool = False,
 ) -> Store:
     """The embedded default: one SQLite file, shared safely by threads and processes.
-    ``":memory:"`` gives a private temporary file (tests, demos)."""
+    ``":memory:"`` gives a private temporary file (tests, demos). The file's directory must
+    exist, so that a mistyped path fails instead of starting an empty database elsewhere;
+    ``create_dirs=True`` creates it."""
     from bgjobs.adapters.sqlite import SQLiteStore
 
-    return SQLiteStore(path, migrate=migrate, busy_timeout=busy_timeout, synchronous=synchronous)
+    return SQLiteStore(
+        path,
+        migrate=migrate,
+        busy_timeout=busy_timeout,
+        synchronous=synchronous,
+        create_dirs=create_dirs,
+    )
 
 
 def postgres(conninfo: str | Any, **options: Any) -> Store:

@@ -7,7 +7,9 @@ which validates the tree and returns a runtime that has not touched the database
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import math
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -29,6 +31,13 @@ if TYPE_CHECKING:
 Handler = Callable[[Job], Any] | Callable[[Job], Awaitable[Any]]
 
 DEFAULT_MAX_ATTEMPTS = 10
+# Bounds, checked by build(). Each slot of a queue is a worker thread started with the runtime.
+MAX_CONCURRENT_JOBS = 1000
+# Both stores keep attempts in a 32-bit signed integer.
+MAX_ATTEMPTS = 2**31 - 1
+# Poll intervals, timeouts, heartbeats, the grace: anything longer is a mistake (and past
+# threading's own limit a wait would fail deep in the runtime).
+MAX_DURATION = timedelta(days=365)
 DEFAULT_BACKOFF = ExponentialBackoff(base=timedelta(seconds=2), cap=timedelta(hours=1))
 SCHEDULED_LANE = "scheduled"
 _NAME = re.compile(r"\A[A-Za-z0-9_.:\-/]{1,200}\Z")  # \Z: "$" would let a final newline in
@@ -42,13 +51,21 @@ def _check_name(kind: str, name: str) -> None:
 
 
 def _positive(what: str, value: timedelta | None) -> None:
-    if value is not None and value <= timedelta(0):
+    if value is None:
+        return
+    if value <= timedelta(0):
         raise ConfigError(f"{what} must be positive, got {value}")
+    if value > MAX_DURATION:
+        raise ConfigError(f"{what} must be at most {MAX_DURATION.days} days, got {value}")
 
 
-def _at_least_one(what: str, value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or value < 1):
+def _at_least_one(what: str, value: int | None, most: int | None = None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{what} must be a whole number >= 1, got {value!r}")
+    if most is not None and value > most:
+        raise ConfigError(f"{what} must be at most {most:,}, got {value:,}")
 
 
 @dataclass(frozen=True)
@@ -87,7 +104,7 @@ class WorkerSpec:
         _check_name("worker", self.name)
         if not callable(self.handler):
             raise ConfigError(f"worker {self.name!r}: handler {self.handler!r} is not callable")
-        _at_least_one(f"worker {self.name!r} max_attempts", self.max_attempts)
+        _at_least_one(f"worker {self.name!r} max_attempts", self.max_attempts, MAX_ATTEMPTS)
         _positive(f"worker {self.name!r} timeout", self.timeout)
 
 
@@ -142,8 +159,12 @@ class QueueSpec:
                 f"queue {self.name!r} has no workers and no scheduled job runs on it; add one "
                 "with .with_worker(bgjobs.worker(name, handler))"
             )
-        _at_least_one(f"queue {self.name!r} max_concurrent_jobs", self.max_concurrent_jobs)
-        _at_least_one(f"queue {self.name!r} max_attempts", self.max_attempts)
+        _at_least_one(
+            f"queue {self.name!r} max_concurrent_jobs",
+            self.max_concurrent_jobs,
+            MAX_CONCURRENT_JOBS,
+        )
+        _at_least_one(f"queue {self.name!r} max_attempts", self.max_attempts, MAX_ATTEMPTS)
         _positive(f"queue {self.name!r} poll_interval", self.poll_interval)
         for spec in self.workers:
             spec.validate()
@@ -207,7 +228,7 @@ class ScheduledJobSpec:
 
     def validate(self) -> None:
         self.worker.validate()
-        _at_least_one(f"scheduled job {self.name!r} max_attempts", self.max_attempts)
+        _at_least_one(f"scheduled job {self.name!r} max_attempts", self.max_attempts, MAX_ATTEMPTS)
         # Computing one fire time proves the schedule can fire at all.
         self.schedule.next_after(datetime.now(UTC))
 
@@ -296,6 +317,7 @@ class RuntimeSpec:
         _at_least_one("max_restarts", self.max_restarts)
         _positive("restart_period", self.restart_period)
         _positive("heartbeat_interval", self.heartbeat_interval)
+        _positive("node_timeout", self.node_timeout)
         _positive("shutdown_grace", self.shutdown_grace)
         _positive("unknown_worker_timeout", self.unknown_worker_timeout)
         if self.node_timeout <= self.heartbeat_interval * 2:
@@ -356,4 +378,12 @@ def _choice(kind: type[_Choice], value: _Choice | str, method: str) -> _Choice:
 
 
 def _duration(value: timedelta | float) -> timedelta:
-    return value if isinstance(value, timedelta) else timedelta(seconds=value)
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        with contextlib.suppress(OverflowError):
+            return timedelta(seconds=value)
+    raise ConfigError(
+        f"a duration must be a timedelta or a finite number of seconds "
+        f"(at most {MAX_DURATION.days} days), got {value!r}"
+    )

@@ -280,7 +280,8 @@ class StoreError(Event):
 @dataclass(frozen=True, kw_only=True)
 class MaintenanceError(Event):
     """A maintenance step (``heartbeat``, ``rescue``, ``peers``, ``prune``, ``schedules``) failed;
-    the rest of that round is skipped and the next heartbeat tries again."""
+    the rest of that round is skipped and the next heartbeat tries again. ``upkeep`` (the store's
+    own housekeeping, e.g. a vacuum) runs on its own loop and is tried again a few seconds later."""
 
     task: str
     error: str

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
 
-from bgjobs.errors import ConfigError
+from bgjobs.errors import ConfigError, PayloadError
 from bgjobs.payload import JSON, decode_payload
 
 MAX_PROGRESS_MESSAGE = 200  # characters: a status line, not a log
@@ -139,7 +139,10 @@ class Job:
         try:
             return self.__dict__["_payload"]  # type: ignore[no-any-return]
         except KeyError:
-            value = decode_payload(self.raw_payload)
+            try:
+                value = decode_payload(self.raw_payload)
+            except PayloadError as exc:  # name the job: the row may be found and mended by id
+                raise PayloadError(f"job {self.id} ({self.name}): {exc}") from None
             self.__dict__["_payload"] = value
             return value
 

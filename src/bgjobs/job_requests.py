@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bgjobs.adapters.base import NodeInfo, describe_offers, queues_running
-from bgjobs.builder import _check_name
+from bgjobs.builder import MAX_ATTEMPTS, _check_name
 from bgjobs.errors import ConfigError, UnknownWorkerError
 from bgjobs.job import NewJob
 from bgjobs.payload import JSON, encode_payload
@@ -22,7 +22,7 @@ from bgjobs.payload import JSON, encode_payload
 # Postgres stores priority, attempt and max_attempts as `integer` (32-bit signed).
 MIN_PRIORITY = -(2**31)
 MAX_PRIORITY = 2**31 - 1
-MAX_ATTEMPTS_LIMIT = 2**31 - 1
+MAX_ATTEMPTS_LIMIT = MAX_ATTEMPTS
 # When a job may be due. SQLite counts microseconds since the epoch; Python datetimes (and so
 # every job read back) end at 9999-12-31, in any time zone, so the last year is kept clear.
 EARLIEST_RUN_AT = datetime(1970, 1, 1, tzinfo=UTC)

@@ -115,6 +115,14 @@ def lone_surrogate(text: str) -> str | None:
     return None
 
 
+def without_lone_surrogates(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD: text bgjobs stores but did not check
+    (a handler's error message) must be valid UTF-8, or no database can hold it."""
+    if lone_surrogate(text) is None:
+        return text
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def _surrogate_problem(what: str, text: str, char: str) -> str:
     return (
         f"job payload cannot be stored: {what} with a lone surrogate {char!r}, which is not "
@@ -132,8 +140,30 @@ def _path(step: _Step | None) -> str:
     return "payload" + "".join(reversed(parts))
 
 
+class UndecodableText(str):
+    """Stored text that is not valid UTF-8 (another tool wrote it): it reads with U+FFFD in place
+    of each bad byte, and remembers what was wrong, so that decoding it as a payload fails with
+    that instead of running the job on altered data."""
+
+    problem: str
+
+    def __new__(cls, raw: bytes) -> UndecodableText:
+        text = super().__new__(cls, raw.decode("utf-8", errors="replace"))
+        try:
+            raw.decode("utf-8")
+            text.problem = "it is not valid UTF-8"
+        except UnicodeDecodeError as exc:
+            text.problem = f"byte 0x{raw[exc.start]:02x} at offset {exc.start} is not valid UTF-8"
+        return text
+
+
 def decode_payload(text: str) -> JSON:
     """Parse stored payload text; corrupt rows raise PayloadError (the runtime fails that job)."""
+    if isinstance(text, UndecodableText):
+        raise PayloadError(
+            f"stored payload is not text: {text.problem} (was it written by another tool?): "
+            f"{text[:80]!r}"
+        )
     try:
         value: JSON = json.loads(text)
     except (TypeError, ValueError, RecursionError) as exc:

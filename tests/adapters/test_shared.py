@@ -239,6 +239,9 @@ POSTGRES_ONLY = {
     "LOCK",  # SQLite: every write transaction already excludes all others
     "NOW",  # SQLite: the clock is Python's
     "GET_HOT_FOR_UPDATE",  # SQLite: no row locks
+    "DEAD_ROWS",  # SQLite: a deleted row leaves no dead version to vacuum
+    "VACUUM_TRY_LOCK",
+    "VACUUM",
 }
 
 

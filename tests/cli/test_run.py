@@ -178,7 +178,7 @@ def test_json_into_a_pipe_closed_early_stops_quietly(database_url: str, invoke: 
         proc.stdout.close()  # like `head -1` exiting after its line
         assert first["event"]
         # Events from here on meet a closed pipe.
-        ok(invoke("enqueue", "send_email", "--payload", '{"n": 1}'))
+        ok(invoke("enqueue", "send_email", "--queue", "default", "--payload", '{"n": 1}'))
         code = proc.wait(timeout=30)
         stderr = proc.stderr.read().decode()
     finally:

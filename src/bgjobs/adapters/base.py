@@ -286,7 +286,19 @@ class Store(Protocol):
         """Connect, then migrate or check the schema (see the adapter's ``migrate`` option).
         Returns (from, to) when this call migrated, else None. Idempotent."""
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release what the store opened (connections, the pool it created, their threads; never
+        a pool the caller passed in). A later call opens it again."""
+
+    def give_up_after(self, seconds: float | None) -> None:
+        """From now on, no call waits for the database (a lock, a pooled connection, a blocked
+        statement) past ``seconds`` from now: it fails instead. None, or ``close()``, lifts the
+        limit. Shutdown uses it, so that it ends whatever holds the database."""
+
+    def upkeep(self) -> None:
+        """Housekeeping the database may not do well enough by itself; every node's runtime
+        calls it every few seconds, apart from its heartbeat. Postgres vacuums the hot table
+        when dead rows pile up faster than autovacuum removes them (see postgres/vacuum.py)."""
 
     def exists(self) -> bool:
         """Whether the database is there at all, checked without creating it (a SQLite file is

@@ -62,8 +62,11 @@ class Completer:
                 if self._give_up_at is not None and self._clock.monotonic() >= self._give_up_at:
                     self._abandon(exc)
                     return
+                pause = min(0.05 * 2 ** min(failures, 7), 5.0)
+                if self._give_up_at is not None:  # stopping: try once more just before then
+                    pause = max(min(pause, self._give_up_at - self._clock.monotonic()), 0.0)
                 with self._cond:
-                    self._clock.wait(self._cond, min(0.05 * 2 ** min(failures, 7), 5.0))
+                    self._clock.wait(self._cond, pause)
                 continue
             failures = 0
             for completion, applied in zip(batch, results, strict=True):

@@ -12,6 +12,7 @@ from bgjobs.adapters.base import Completion, Outcome
 from bgjobs.builder import QueueSpec, WorkerSpec
 from bgjobs.errors import PayloadError
 from bgjobs.job import Discard, Job, JobError, Snooze
+from bgjobs.payload import without_lone_surrogates
 from bgjobs.retry import Backoff
 from bgjobs.runtime.progress import ProgressSlot
 from bgjobs.runtime.scheduling import FollowUp
@@ -49,12 +50,14 @@ class RunningJob:
 
 
 def describe_error(exc: BaseException, attempt: int, at: datetime) -> JobError:
+    # A handler's text may hold lone surrogates, which neither store can hold: the outcome must
+    # be written whatever the exception says.
     return JobError(
         at=at,
         attempt=attempt,
         type=type(exc).__name__,
-        message=str(exc) or repr(exc),
-        traceback="".join(traceback.format_exception(exc)),
+        message=without_lone_surrogates(str(exc) or repr(exc)),
+        traceback=without_lone_surrogates("".join(traceback.format_exception(exc))),
     )
 
 

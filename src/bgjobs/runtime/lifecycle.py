@@ -8,6 +8,7 @@ and ``stop()`` then ends in failed. A runtime is started once; build a new one t
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import signal
@@ -46,6 +47,14 @@ from bgjobs.runtime.schedule_conflicts import ScheduleConflicts
 from bgjobs.runtime.scheduled_jobs import ScheduledJobs
 from bgjobs.runtime.supervisor import Supervisor
 from bgjobs.runtime.unserved import UnservedJobs
+from bgjobs.runtime.upkeep import Upkeep
+
+log = logging.getLogger("bgjobs")
+
+# Beyond the shutdown deadline, a thread join waits this much for a loop that is just ending.
+_JOIN_SLACK = 0.5
+# The final writes of a stop get at least this long, even when the grace is over.
+_MIN_WRITES = 0.5
 
 
 class State(StrEnum):
@@ -54,6 +63,12 @@ class State(StrEnum):
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"
+
+
+def final_writes_allowance(grace: float) -> float:
+    """How long the last writes of a stop (releases, outcomes, the node row) may take when the
+    running jobs used the whole grace: min(grace, 5 s), and at least 1 s."""
+    return min(max(grace, 1.0), 5.0)
 
 
 def new_node_id() -> str:
@@ -113,6 +128,7 @@ class Lifecycle:
         self.runners: dict[str, QueueRunner] = {}
         self._completer: Completer | None = None
         self._maintenance: Maintenance | None = None
+        self._upkeep: Upkeep | None = None
         self._supervisor: Supervisor | None = None
         self._async_loop: AsyncLoop | None = None
         self._wakeup: Wakeup | None = None
@@ -149,6 +165,7 @@ class Lifecycle:
             if self._wakeup is not None:
                 self._wakeup.stop()
                 self._wakeup = None
+            self._close_store()
             with self._state_lock:
                 self._state = State.BUILT
             raise
@@ -170,6 +187,8 @@ class Lifecycle:
             self._clock,
         )
         self._supervisor.spawn("maintenance", self._maintenance.loop)
+        self._upkeep = Upkeep(self._store, self._emit, self._time.now, self._clock)
+        self._supervisor.spawn("upkeep", self._upkeep.loop)
         self._emit(RuntimeStarted(at=self._time.now(), node_id=self._node_id))
 
     def _prepare(self) -> None:
@@ -246,6 +265,7 @@ class Lifecycle:
             self._state = State.STOPPING
         clock = self._clock
         grace = self._config.shutdown_grace.total_seconds() if timeout is None else timeout
+        allowance = final_writes_allowance(grace)
         self._emit(
             RuntimeStopping(
                 at=self._time.now(),
@@ -254,32 +274,47 @@ class Lifecycle:
             )
         )
         assert self._supervisor is not None and self._completer is not None
+        # Nothing waits for the database past the grace, whatever holds it (a lock held by
+        # another process, a server that stopped answering): a write that gives up is retried
+        # in the final writes below.
+        self._give_up_after(grace)
+        deadline = clock.monotonic() + grace
         self._supervisor.stopping.set()
         for runner in self.runners.values():
             runner.stop_claiming()
-        deadline = clock.monotonic() + grace
         for runner in self.runners.values():
-            # A claim already in flight still dispatches its jobs: wait for it, so that those
-            # jobs are counted below and released if they cannot finish.
-            runner.wait_stopped(max(deadline - clock.monotonic(), 5.0))
+            # A claim already in flight still dispatches its jobs: wait for it (it gives up by
+            # the deadline), so that those jobs are counted below and released if they must be.
+            runner.wait_stopped(max(deadline - clock.monotonic(), 0.0) + _JOIN_SLACK)
         while clock.monotonic() < deadline and not self._force.is_set():
             if not any(r.in_flight() for r in self.runners.values()):
                 break
             for runner in self.runners.values():
                 runner.expire_deadlines()  # timeouts still apply during the grace period
             clock.sleep(0.01)
+        # The final writes get what is left of the grace; if jobs ran until its end, they get
+        # the allowance (their releases and last outcomes are still to be written).
+        extra = allowance if any(r.in_flight() for r in self.runners.values()) else _MIN_WRITES
+        last = max(deadline, clock.monotonic() + extra)
+        self._give_up_after(last - clock.monotonic())
+
+        def left() -> float:
+            return max(last - clock.monotonic(), 0.0)
+
         self._release_unfinished()
-        self._completer.wait_idle(max(deadline - clock.monotonic(), 2.0))
-        self._completer.stop(give_up_after=5.0)
-        self._supervisor.join("completer", 5)
+        self._completer.wait_idle(left())
+        self._completer.stop(give_up_after=left())
+        self._supervisor.join("completer", left() + _JOIN_SLACK)
         if self._maintenance is not None:
             self._maintenance.stop()
+        if self._upkeep is not None:
+            self._upkeep.stop()
         if self._wakeup is not None:
             self._wakeup.stop()
         for name, runner in self.runners.items():
             runner.shutdown_pool()
-            self._supervisor.join(f"queue:{name}", 5)
-        self._supervisor.join("maintenance", 5)
+            self._supervisor.join(f"queue:{name}", left() + _JOIN_SLACK)
+        self._supervisor.join("maintenance", left() + _JOIN_SLACK)
         if self._async_loop is not None:
             self._async_loop.stop()
         # A failure is reported by the store facade; the rescuer on other nodes cleans up.
@@ -287,17 +322,39 @@ class Lifecycle:
             self._schedules.unpublish()
         with contextlib.suppress(Exception):
             self._store.remove_node(self._node_id)
+        self._close_store()  # also cancels a vacuum the upkeep loop may be waiting for
+        self._supervisor.join("upkeep", _JOIN_SLACK)
         self._state = State.FAILED if failed else State.STOPPED
         self._emit(RuntimeStopped(at=self._time.now(), node_id=self._node_id))
+
+    def _give_up_after(self, seconds: float) -> None:
+        with contextlib.suppress(Exception):  # reported by the store facade
+            self._store.give_up_after(seconds)
+
+    def _close_store(self) -> None:
+        """Release what the runtime opened (connections, pool, threads). A later enqueue on
+        this runtime opens the store again; a pool the caller passed in stays open."""
+        try:
+            self._store.close()
+        except Exception:
+            log.exception("bgjobs: closing the store failed")
 
     def _release_unfinished(self) -> None:
         for runner in self.runners.values():
             unfinished = [r for r in runner.in_flight() if r.take_finish()]
             if not unfinished:
                 continue
+            ids = [r.job.id for r in unfinished]
             try:
-                released = self._store.release(self._node_id, [r.job.id for r in unfinished])
-            except Exception:  # reported by the store facade; leases expire, the rescuer acts
+                released = self._store.release(self._node_id, ids)
+            except Exception as exc:  # the facade reported it; leases expire, the rescuer acts
+                log.error(
+                    "bgjobs: stopping with %d unfinished job(s) not released (store error: %r); "
+                    "jobs %s stay reserved until their lease expires, then run again",
+                    len(ids),
+                    exc,
+                    ids,
+                )
                 continue
             for job in released:
                 self._emit(JobReleased(at=self._time.now(), job=job))

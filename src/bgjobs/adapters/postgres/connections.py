@@ -7,11 +7,22 @@ means the server spoke or hung up, and only then is a real probe sent. Dead conn
 and given back, which makes the pool replace them, so one outage never fails more than the calls
 that were running during it. (psycopg_pool's own ``check`` costs a round trip per checkout and
 sleeps about a second between failed checks.)
+
+``give_up_after`` bounds every wait on the database (shutdown uses it): checkouts wait no longer
+than the time left, none is given out after it, and statements still running then are cancelled.
+
+psycopg_pool warns once for every broken connection handed back ("discarding closed
+connection"): after a server restart that is a line per pooled connection. bgjobs reports the
+outage itself (StoreError, QueueError events), so of those warnings about its own connections
+only the first of each outage is kept.
 """
 
 from __future__ import annotations
 
+import logging
 import select
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -25,6 +36,44 @@ from psycopg_pool import ConnectionPool
 DEFAULT_CONNECT_TIMEOUT = 5
 DEFAULT_APPLICATION_NAME = "bgjobs"
 RECONNECT_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 5.0  # waiting for the pool's threads to end
+CANCEL_TIMEOUT = 2.0  # sending a cancel request for a statement past the deadline
+
+
+_OUTAGE_GAP = 30.0  # seconds without a broken connection that end an outage
+_returning = threading.local()  # set while this thread hands a connection back to its pool
+
+
+class _OneWarningPerOutage(logging.Filter):
+    """Keeps the first of psycopg_pool's "discarding closed connection" warnings about bgjobs'
+    connections per outage; others' connections are not affected."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._last = float("-inf")
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(_returning, "active", False):
+            return True
+        if not str(record.msg).startswith("discarding closed connection"):
+            return True
+        now = time.monotonic()
+        with self._lock:
+            first = now - self._last > _OUTAGE_GAP
+            self._last = now
+        return first
+
+
+_POOL_WARNINGS = _OneWarningPerOutage()
+
+
+def _give_back(pool: ConnectionPool[Any], conn: Connection[Any]) -> None:
+    _returning.active = True
+    try:
+        pool.putconn(conn)
+    finally:
+        _returning.active = False
 
 
 def connect_defaults(conninfo: str, extra: dict[str, Any]) -> dict[str, Any]:
@@ -86,6 +135,9 @@ class Connections:
         self._name = name
         self._sizes = (min_size, max_size, timeout)
         self._pool: ConnectionPool[Any] | None = None
+        self._in_use: set[Connection[Any]] = set()  # checked out: cancelled at the deadline
+        self._deadline: float | None = None  # time.monotonic()
+        self._canceller: threading.Timer | None = None
         if isinstance(source, ConnectionPool):
             self._pool = source
             self.owned = False
@@ -104,6 +156,9 @@ class Connections:
         return self._pool
 
     def open(self) -> None:
+        pool_logger = logging.getLogger("psycopg.pool")
+        if _POOL_WARNINGS not in pool_logger.filters:
+            pool_logger.addFilter(_POOL_WARNINGS)
         if self.owned and self._pool is None:
             min_size, max_size, timeout = self._sizes
             self._pool = ConnectionPool(
@@ -123,9 +178,39 @@ class Connections:
             self._pool.open(wait=False)
 
     def close(self) -> None:
+        self.give_up_after(None)
         if self.owned and self._pool is not None:
-            self._pool.close(timeout=5)
+            # Joins the pool's threads; its connections close with it.
+            self._pool.close(timeout=CLOSE_TIMEOUT)
             self._pool = None
+
+    def give_up_after(self, seconds: float | None) -> None:
+        if self._canceller is not None:
+            self._canceller.cancel()
+            self._canceller = None
+        if seconds is None:
+            self._deadline = None
+            return
+        self._deadline = time.monotonic() + seconds
+        self._canceller = threading.Timer(max(seconds, 0.0), self._cancel_in_use)
+        self._canceller.name = f"{self._name}-deadline"
+        self._canceller.daemon = True
+        self._canceller.start()
+
+    def _cancel_in_use(self) -> None:
+        for conn in list(self._in_use):
+            with suppress(Exception):  # it may have been returned (or broken) meanwhile
+                conn.cancel_safe(timeout=CANCEL_TIMEOUT)
+
+    def _checkout_timeout(self) -> float | None:
+        if self._deadline is None:
+            return None  # the pool's own timeout
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise psycopg.OperationalError(
+                "bgjobs gave up on the database: the time allowed to wait for it ran out"
+            )
+        return min(left, self._sizes[2])
 
     def connect(self, **overrides: Any) -> Connection[Any]:
         """A dedicated autocommit connection outside the pool (LISTEN needs its own)."""
@@ -148,20 +233,22 @@ class Connections:
         """A live pooled connection in autocommit mode (the caller's pool may use either)."""
         pool = self.pool
         for _ in range(pool.max_size + 2):
-            conn = pool.getconn()
+            conn = pool.getconn(timeout=self._checkout_timeout())
             if is_alive(conn):
                 break
             conn.close()  # the pool sees it closed, drops it and opens a replacement
-            pool.putconn(conn)
+            _give_back(pool, conn)
         else:
             raise psycopg.OperationalError("no live connection in the bgjobs pool")
         restore = not conn.autocommit
+        self._in_use.add(conn)
         try:
             if restore:
                 conn.autocommit = True
             yield conn
         finally:
+            self._in_use.discard(conn)
             if restore and conn.info.transaction_status == TransactionStatus.IDLE:
                 with suppress(psycopg.Error):
                     conn.autocommit = False
-            pool.putconn(conn)
+            _give_back(pool, conn)

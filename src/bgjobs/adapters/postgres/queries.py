@@ -517,6 +517,18 @@ DELETE FROM {archive} WHERE id = ANY(ARRAY(
 ))
 """
 
+# upkeep (Postgres only: see vacuum.py) -----------------------------------------------------------
+# The hot table's live and dead rows, as the statistics collector last counted them.
+DEAD_ROWS = """
+SELECT n_live_tup, n_dead_tup FROM pg_catalog.pg_stat_user_tables
+WHERE schemaname = %s AND relname = 'bgjobs_jobs'
+"""
+# Vacuum from one node at a time: a session lock, released when the connection closes.
+VACUUM_TRY_LOCK = "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))"
+# Plain VACUUM (never FULL, which would lock out every claim), outside any transaction; with
+# ANALYZE, as a server without autovacuum has no autoanalyze either.
+VACUUM = "VACUUM (ANALYZE) {jobs}"
+
 
 class Queries:
     """The statements above for one schema, as bytes ready for ``cursor.execute``."""
@@ -582,3 +594,6 @@ class Queries:
         self.prune_slice = render(PRUNE_SLICE)
         self.lock = render(LOCK)
         self.now = render(NOW)
+        self.dead_rows = render(DEAD_ROWS)
+        self.vacuum_try_lock = render(VACUUM_TRY_LOCK)
+        self.vacuum = render(VACUUM)

@@ -33,6 +33,7 @@ from bgjobs.adapters.postgres.connections import Connections, pool_conninfo
 from bgjobs.adapters.postgres.executor import PostgresExecutor
 from bgjobs.adapters.postgres.listener import NotifyListener
 from bgjobs.adapters.postgres.queries import Queries
+from bgjobs.adapters.postgres.vacuum import HotTableVacuum
 from bgjobs.adapters.shared_store import SharedStore
 from bgjobs.errors import ConfigError
 
@@ -97,6 +98,7 @@ class PostgresStore(SharedStore):
         self._q = Queries(target.schema)
         self._lock = threading.RLock()
         self._connections: Connections | None = None
+        self._vacuum: HotTableVacuum | None = None
         self._listeners: list[NotifyListener] = []
 
     def __repr__(self) -> str:
@@ -128,6 +130,7 @@ class PostgresStore(SharedStore):
                     start = SCHEMA_VERSION
             connections.open()
             self._connections = connections
+            self._vacuum = HotTableVacuum(connections, self._q, self.schema)
             return (start, SCHEMA_VERSION) if start != SCHEMA_VERSION else None
 
     def close(self) -> None:
@@ -135,9 +138,23 @@ class PostgresStore(SharedStore):
             listeners, self._listeners = self._listeners, []
             for listener in listeners:
                 listener.stop()
+            if self._vacuum is not None:
+                self._vacuum.close()
+                self._vacuum = None
             if self._connections is not None:
                 self._connections.close()
                 self._connections = None
+
+    def give_up_after(self, seconds: float | None) -> None:
+        with self._lock:
+            connections = self._connections
+        if connections is not None:
+            connections.give_up_after(seconds)
+
+    def upkeep(self) -> None:
+        vacuum = self._vacuum
+        if vacuum is not None:
+            vacuum.run_if_needed()
 
     def exists(self) -> bool:
         return True  # the server holds the database; a missing one fails to connect instead

@@ -423,8 +423,14 @@ def _error_json(error: JobError) -> str:
 
 
 def _errors_with(history: str, error: JobError) -> str:
-    """A stored error history (JSON array text) with ``error`` appended."""
-    items = json.loads(history or "[]")
+    """A stored error history (JSON array text) with ``error`` appended. A history that is not
+    a JSON array (another tool wrote it) starts afresh: it must not block the job's outcome."""
+    try:
+        items = json.loads(history or "[]")
+    except ValueError:
+        items = None
+    if not isinstance(items, list):
+        items = []
     items.append(error.to_dict())
     return json.dumps(items)
 

@@ -25,6 +25,14 @@ _ROW_ERROR = "json(json_extract(r.value, '$.error'))"
 # index yields, so the index still gives the claim order and no sort is needed.
 _CLAIMABLE = "(:names IS NULL OR name IN (SELECT value FROM json_each(:names)))"
 
+
+def _errors_plus(column: str, error: str) -> str:
+    """A job's error history with ``error`` appended. A history that is not JSON (another tool
+    wrote it) starts afresh, rather than failing the write that records the job's outcome."""
+    history = f"CASE WHEN json_valid({column}) THEN {column} ELSE '[]' END"
+    return f"json_insert({history}, '$[#]', {error})"
+
+
 # producing -------------------------------------------------------------------------------------
 # One job; a taken unique key skips it (no row), and the id is the cursor's lastrowid. With no
 # round trip to save, SQLite needs no INSERT_NOW or INSERT_MANY: a batch runs this per job.
@@ -78,10 +86,10 @@ FROM priorities p WHERE p.priority IS NOT NULL
 """
 # A retried or snoozed job back to its queue, fenced on (id, node, attempt); a snooze gives the
 # attempt back (:refund = 1). Postgres does this inside COMPLETE.
-COMPLETE_REQUEUE = """
+COMPLETE_REQUEUE = f"""
 UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
     attempt = attempt - :refund, available_at = :available_at,
-    errors = CASE WHEN :error IS NULL THEN errors ELSE json_insert(errors, '$[#]', json(:error)) END
+    errors = CASE WHEN :error IS NULL THEN errors ELSE {_errors_plus("errors", "json(:error)")} END
 WHERE id = :id AND reserved_by = :node AND attempt = :attempt
 """
 
@@ -152,7 +160,7 @@ ORDER BY id"""
 # Rescue: back to the queue, due now, the rescue error appended; the attempt still counts.
 RESCUE_RELEASE = f"""
 UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
-    available_at = :now, errors = json_insert(errors, '$[#]', {_ROW_ERROR})
+    available_at = :now, errors = {_errors_plus("errors", _ROW_ERROR)}
 FROM json_each(:rows) AS r
 WHERE bgjobs_jobs.id = {_ROW_ID}
 """
@@ -161,7 +169,7 @@ WHERE bgjobs_jobs.id = {_ROW_ID}
 RESCUE_FAIL = f"""
 INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})
 SELECT {rows.select_list(rows.CARRIED_COLUMNS, "j")},
-       json_insert(j.errors, '$[#]', {_ROW_ERROR}), 'failed', :now
+       {_errors_plus("j.errors", _ROW_ERROR)}, 'failed', :now
 FROM json_each(:rows) AS r JOIN bgjobs_jobs j ON j.id = {_ROW_ID}
 """
 # Remove rescued jobs that RESCUE_FAIL archived.
@@ -182,7 +190,8 @@ INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})
 SELECT {_CARRIED}, json_insert(errors, '$[#]', json_set(json(:error), '$.attempt', attempt)),
        'discarded', :now
 FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
-WHERE queue = :queue AND reserved_by IS NULL AND available_at <= :now AND name = :name
+WHERE queue = :queue AND reserved_by IS NULL AND available_at <= :now
+  AND bgjobs_text(CAST(name AS BLOB)) = :name
 RETURNING {_ARCHIVE}"""
 # Remove the jobs DISCARD_WAITING archived.
 DELETE_DISCARDED = f"DELETE FROM bgjobs_jobs WHERE id IN {_IDS}"

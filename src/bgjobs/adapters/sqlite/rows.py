@@ -1,4 +1,5 @@
-"""SQLite's side of the row conversions: times are integer microseconds since the epoch (UTC)."""
+"""SQLite's side of the row conversions: times are integer microseconds since the epoch (UTC),
+and text another tool stored as invalid UTF-8 still reads."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from bgjobs.adapters.rows import Row, archived_job, hot_job, microseconds
 from bgjobs.job import Job
+from bgjobs.payload import UndecodableText
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -30,3 +32,19 @@ def hot(row: Row, now: datetime) -> Job:
 
 def archived(row: Row) -> Job:
     return archived_job(row, from_us)
+
+
+def read_text(raw: bytes) -> str:
+    """The connections' text decoder: text that is not valid UTF-8 reads as ``UndecodableText``
+    (U+FFFD in place of each bad byte) instead of failing the statement that read it, so one
+    bad row cannot fail every claim or listing of its table. (Python code, so the claim and
+    complete use SQLite's own decoder first: see ``SQLiteStore._strict_text``.)"""
+    try:
+        return raw.decode()
+    except UnicodeDecodeError:
+        return UndecodableText(raw)
+
+
+def is_undecodable_error(exc: Exception) -> bool:
+    """Whether SQLite's own strict decoder refused a value."""
+    return "Could not decode to UTF-8" in str(exc)

@@ -4,9 +4,14 @@ This module is transport and lifecycle only: connecting, migrating, the three co
 ``SharedStore`` runs its operations in, and wake-up. The statements are in ``queries``, bound to
 a cursor by ``SQLiteExecutor``; the operations themselves are shared with Postgres.
 
-Writes take ``BEGIN IMMEDIATE`` so that two processes never deadlock upgrading a read to a write;
-the busy timeout makes them queue instead, and a bounded retry covers the rare "database is
-locked" that SQLite reports without calling the busy handler.
+Writes take ``BEGIN IMMEDIATE`` so that two processes never deadlock upgrading a read to a write.
+A writer waits for the lock in short slices of SQLite's busy handler, re-checking in between how
+long it may still wait: the busy timeout, or less once ``give_up_after`` set a deadline (shutdown),
+so that no write waits past it whatever holds the database.
+
+A database this process may not write (a read-only file or directory) is opened read-only, so
+that reading commands work; a write then fails saying why. Text that is not valid UTF-8 (written
+by another tool) is read with U+FFFD in its place rather than failing every read of its table.
 """
 
 from __future__ import annotations
@@ -16,28 +21,47 @@ import sqlite3
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
 
-from bgjobs.adapters.base import SCHEMA_VERSION, EventCallback, WakeCallback, Wakeup
+from bgjobs.adapters.base import (
+    SCHEMA_VERSION,
+    Applied,
+    ClaimRequest,
+    Completion,
+    EventCallback,
+    WakeCallback,
+    Wakeup,
+)
 from bgjobs.adapters.decisions import check_schema_version, too_new
 from bgjobs.adapters.shared_store import SharedStore
-from bgjobs.adapters.sqlite import schema
+from bgjobs.adapters.sqlite import files, schema
 from bgjobs.adapters.sqlite.executor import SQLiteExecutor
-from bgjobs.adapters.sqlite.rows import now_us
+from bgjobs.adapters.sqlite.rows import is_undecodable_error, now_us, read_text
 from bgjobs.adapters.sqlite.wakeup import DataVersionWatcher
 from bgjobs.errors import SchemaError
+from bgjobs.job import Job
 
-_LOCK_RETRY_SECONDS = 60.0
+# SQLite's busy handler waits at most this long per attempt at the write lock; between attempts
+# the writer checks its deadline, so it notices a shutdown deadline within one slice.
+_BUSY_SLICE_MS = 100
+
+Arg = TypeVar("Arg")
+Result = TypeVar("Result")
 
 
 class SQLiteStore(SharedStore):
-    """Store on one SQLite file. ``path=":memory:"`` uses a private temporary file instead, since
-    the wake-up watcher needs a second connection to the same database."""
+    """Store on one SQLite file. ``path=":memory:"`` uses a private temporary file instead (kept
+    until the store is garbage-collected), since the wake-up watcher needs a second connection.
+
+    The file's directory must exist (a mistyped path must not silently start an empty
+    database elsewhere); ``create_dirs=True`` creates it."""
 
     backend = "sqlite"
 
@@ -49,11 +73,14 @@ class SQLiteStore(SharedStore):
         busy_timeout: timedelta = timedelta(seconds=30),
         synchronous: str = "NORMAL",
         wakeup_interval: timedelta = timedelta(milliseconds=5),
+        create_dirs: bool = False,
     ) -> None:
         self._temp_dir: tempfile.TemporaryDirectory[str] | None = None
         if str(path) == ":memory:":
             self._temp_dir = tempfile.TemporaryDirectory(prefix="bgjobs-")
             path = Path(self._temp_dir.name) / "bgjobs.db"
+            # Removed with the store, not by close(): a closed store opens again on its next use.
+            weakref.finalize(self, self._temp_dir.cleanup)
         self.path = Path(path)
         self.display_url = f"sqlite:///{self.path}"
         self._auto_migrate = migrate
@@ -62,22 +89,32 @@ class SQLiteStore(SharedStore):
             raise ValueError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
         self._synchronous = synchronous.upper()
         self._wakeup_interval = wakeup_interval.total_seconds()
+        self._create_dirs = create_dirs
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
+        self._read_only = False
         self._checked = False
+        self._deadline: float | None = None  # time.monotonic(): no write waits past it
 
     # lifecycle ---------------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
         """A new connection with bgjobs' pragmas (also used by the wake-up watcher)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        files.check_directory(self.path, self.display_url, create=self._create_dirs)
         conn = sqlite3.connect(
-            self.path,
-            isolation_level=None,
-            check_same_thread=False,
-            timeout=self._busy_ms / 1000,
+            self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_SLICE_MS / 1000
         )
-        conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+        conn.text_factory = read_text
+        # The text a row reads as (read_text), for matching a name another tool stored as bytes
+        # that are not UTF-8 (discarding such jobs as unserved).
+        conn.create_function(
+            "bgjobs_text",
+            1,
+            lambda raw: read_text(raw) if isinstance(raw, bytes) else raw,
+            deterministic=True,
+        )
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        # A WAL file reset by a checkpoint is cut back to this size (see wakeup.py).
+        conn.execute(f"PRAGMA journal_size_limit = {files.JOURNAL_SIZE_LIMIT}")
         return conn
 
     def open(self) -> tuple[int, int] | None:
@@ -101,10 +138,28 @@ class SQLiteStore(SharedStore):
                         f"there is no bgjobs database at {self.path}. Create it with "
                         f"`bgjobs migrate --database {self.display_url}` (or migrate=True)."
                     )
-                conn = self.connect()
-                sqlite_utils.Database(conn).enable_wal()
-                self._conn = conn
+                self._conn = self._open_connection()
             return self._conn
+
+    def _open_connection(self) -> sqlite3.Connection:
+        try:
+            conn = self.connect()
+            try:
+                # Switching to WAL needs the database to itself: wait the whole busy timeout.
+                conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+                sqlite_utils.Database(conn).enable_wal()
+                conn.execute(f"PRAGMA busy_timeout = {_BUSY_SLICE_MS}")
+            except BaseException:
+                conn.close()
+                raise
+            self._read_only = False
+            return conn
+        except sqlite3.OperationalError as exc:
+            if not files.is_read_only_error(exc) or not self.path.exists():
+                raise
+        # Not writable here: readers can still read it (``status``, ``jobs list``).
+        self._read_only = True
+        return files.connect_read_only(self.path, read_text)
 
     def close(self) -> None:
         with self._lock:
@@ -112,9 +167,14 @@ class SQLiteStore(SharedStore):
                 self._conn.close()
                 self._conn = None
             self._checked = False
-        if self._temp_dir is not None:
-            self._temp_dir.cleanup()
-            self._temp_dir = None
+            self._deadline = None
+
+    def give_up_after(self, seconds: float | None) -> None:
+        self._deadline = None if seconds is None else time.monotonic() + seconds
+
+    def upkeep(self) -> None:
+        """Nothing: deleted rows leave no dead versions behind, and the WAL checkpoints run
+        with the wake-up watcher."""
 
     def exists(self) -> bool:
         return self.path.exists()
@@ -152,25 +212,42 @@ class SQLiteStore(SharedStore):
         """One IMMEDIATE transaction, serialised within the process by a lock."""
         with self._lock:
             conn = self._connection() if checked else self._raw_connection(create=True)
-            deadline = time.monotonic() + _LOCK_RETRY_SECONDS
-            while True:
-                try:
-                    conn.execute("BEGIN IMMEDIATE")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.005)
+            if self._read_only:
+                raise files.read_only_error(self.path)
+            self._begin(conn)
             cursor = conn.cursor()
             try:
                 yield SQLiteExecutor(cursor, now_us())
-            except BaseException:
+            except BaseException as exc:
                 conn.execute("ROLLBACK")
+                if files.is_read_only_write(exc):  # a read-only file in a writable directory
+                    raise files.read_only_error(self.path) from exc
                 raise
             else:
                 conn.execute("COMMIT")
             finally:
                 cursor.close()
+
+    def _begin(self, conn: sqlite3.Connection) -> None:
+        """Take the write lock, waiting up to the busy timeout or the deadline, if sooner. The
+        loop also covers the rare "database is locked" SQLite reports without waiting."""
+        started = time.monotonic()
+        give_up = started + self._busy_ms / 1000
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                deadline = self._deadline
+                now = time.monotonic()
+                if now >= (give_up if deadline is None else min(give_up, deadline)):
+                    raise sqlite3.OperationalError(
+                        f"database is locked: another connection held the write lock of "
+                        f"{self.path} for the {now - started:.1f}s this write could wait"
+                    ) from exc
+                time.sleep(0.002)
 
     # Every write takes the write lock, so one write and several are the same scope.
     _writing = _write
@@ -185,6 +262,29 @@ class SQLiteStore(SharedStore):
                 yield SQLiteExecutor(cursor, now_us())
             finally:
                 cursor.close()
+
+    # the hot path decodes text at C speed ------------------------------------------------------
+    def claim(self, request: ClaimRequest) -> list[Job]:
+        return self._strict_text(super().claim, request)
+
+    def complete(self, completions: Sequence[Completion]) -> list[Applied]:
+        return self._strict_text(super().complete, completions)
+
+    def _strict_text(self, operation: Callable[[Arg], Result], arg: Arg) -> Result:
+        """Run ``operation`` decoding text with SQLite's own strict (fast) decoder. Text that is
+        not valid UTF-8 fails that attempt, which rolls back; it then runs again with the lenient
+        decoder, so the bad row fails alone (its payload raises PayloadError) and the rest run."""
+        with self._lock:
+            conn = self._connection()
+            conn.text_factory = str
+            try:
+                return operation(arg)
+            except sqlite3.OperationalError as exc:
+                if not is_undecodable_error(exc):
+                    raise
+            finally:
+                conn.text_factory = read_text
+            return operation(arg)
 
     # wake-up -----------------------------------------------------------------------------------
     def start_wakeup(self, on_wake: WakeCallback, on_channel: EventCallback) -> Wakeup:

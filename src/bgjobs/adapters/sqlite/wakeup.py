@@ -1,5 +1,15 @@
 """Cross-process wake-up for SQLite: ``PRAGMA data_version`` changes whenever another connection
-commits, so a cheap poll of it notices new jobs far sooner than polling the jobs table."""
+commits, so a cheap poll of it notices new jobs far sooner than polling the jobs table.
+
+The same thread checkpoints the WAL once a second, so that no job's commit pays for it. A
+PASSIVE checkpoint alone never lets the WAL start over while writes continue (by the time it
+has copied the log, more was appended), so the file and its -shm index grew without bound
+(1.9 GB after a million jobs). When the log holds more than ``_RESTART_FRAMES``, a RESTART
+checkpoint follows: it copies the few frames the PASSIVE one left and makes the next writer
+start the log from the beginning (journal_size_limit then trims the file). It waits at most
+``_CHECKPOINT_BUSY_MS`` for the current writer and readers, holding new writers back meanwhile,
+and when they are not done by then it stops and the next round tries again.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +25,8 @@ from bgjobs.adapters.rows import scalar
 log = logging.getLogger("bgjobs")
 
 _CHECKPOINT_EVERY = 1.0  # seconds between background WAL checkpoints
+_RESTART_FRAMES = 1000  # frames (pages) in the log past which it is started over (~4 MB)
+_CHECKPOINT_BUSY_MS = 20  # how long a RESTART checkpoint may hold writers back, waiting
 
 
 class DataVersionWatcher:
@@ -32,10 +44,15 @@ class DataVersionWatcher:
         self._interval = interval
         self._stopped = threading.Event()
         # The baseline is read before returning, so any later commit is noticed.
-        self._conn: sqlite3.Connection | None = connect()
+        self._conn: sqlite3.Connection | None = self._connect_watcher()
         self._last = self._version(self._conn)
         self._thread = threading.Thread(target=self._run, name="bgjobs-sqlite-wakeup", daemon=True)
         self._thread.start()
+
+    def _connect_watcher(self) -> sqlite3.Connection:
+        conn = self._connect()
+        conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_BUSY_MS}")  # it only waits to checkpoint
+        return conn
 
     @staticmethod
     def _version(conn: sqlite3.Connection) -> int:
@@ -47,7 +64,7 @@ class DataVersionWatcher:
         while not self._stopped.wait(self._interval):
             try:
                 if conn is None:
-                    conn = self._connect()
+                    conn = self._connect_watcher()
                 version = self._version(conn)
             except sqlite3.Error:
                 log.debug("bgjobs: data_version check failed; retrying", exc_info=True)
@@ -60,7 +77,7 @@ class DataVersionWatcher:
             if time.monotonic() >= self._next_checkpoint:
                 self._next_checkpoint = time.monotonic() + _CHECKPOINT_EVERY
                 try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    _checkpoint(conn)
                 except sqlite3.Error:
                     log.debug("bgjobs: background checkpoint failed", exc_info=True)
         if conn is not None:
@@ -70,3 +87,10 @@ class DataVersionWatcher:
         self._stopped.set()
         self._thread.join(timeout=2)
         self._on_stop()
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    """Copy the WAL into the database without waiting; start it over when it has grown."""
+    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    if frames >= _RESTART_FRAMES:
+        conn.execute("PRAGMA wal_checkpoint(RESTART)")
