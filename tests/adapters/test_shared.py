@@ -109,10 +109,10 @@ def test_schema_version_check_names_the_fix() -> None:
         decisions.check_schema_version(SCHEMA_VERSION + 1, "x.db", "sqlite:///x.db")
 
 
-def test_running_job_errors_say_what_to_do() -> None:
-    cancel = decisions.running_job_error(5, "h:1:a", "cancel")
-    assert "job 5 is running on node h:1:a" in str(cancel) and "stop that node" in str(cancel)
-    assert "after it finishes" in str(decisions.running_job_error(5, "h:1:a", "delete"))
+def test_deleting_a_running_job_says_what_to_do() -> None:
+    error = str(decisions.running_job_error(5, "h:1:a"))
+    assert "job 5 is running on node h:1:a" in error
+    assert "bgjobs jobs cancel 5" in error and "after it finishes" in error
 
 
 def test_stats_assembly_counts_each_queue_once_and_ignores_cancelled() -> None:
@@ -162,6 +162,7 @@ SQLITE_ONLY = {
     "ARCHIVE_INSERT",
     "DELETE_RESCUED",  # Postgres: RESCUE_FAIL deletes and archives in one statement
     "DELETE_RETRIED",  # Postgres: RETRY moves the rows in one statement
+    "KEY_JOB",  # Postgres: INSERT_UNIQUE takes the job's id before inserting key and job
 }
 POSTGRES_ONLY = {
     "COMPLETE",

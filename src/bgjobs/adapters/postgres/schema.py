@@ -20,6 +20,7 @@ TABLES = {
     "nodes": "bgjobs_nodes",
     "schedules": "bgjobs_schedules",
     "version": "bgjobs_schema",
+    "unique_keys": "bgjobs_unique_keys",
 }
 
 MIGRATIONS: dict[int, list[str]] = {
@@ -97,6 +98,30 @@ MIGRATIONS: dict[int, list[str]] = {
             last_outcome text
         )""",
     ],
+    2: [],  # numbers 2 and 3 are other changes' migrations
+    3: [],
+    4: [
+        # Unique keys: one row per key, pointing at the job holding it (a scheduled job's
+        # pending run, or a job enqueued with unique=...). The primary key is what makes two
+        # enqueues of one key impossible, also across transactions that have not committed yet;
+        # whether the holder still holds it is decided from the holder's state and the hold
+        # stored here (adapters.decisions.key_taken).
+        """CREATE TABLE {unique_keys} (
+            key text PRIMARY KEY,
+            job_id bigint NOT NULL,
+            while_running boolean NOT NULL,
+            keep_states text NOT NULL DEFAULT '[]',
+            period_us bigint
+        )""",
+        """INSERT INTO {unique_keys} (key, job_id, while_running)
+           SELECT unique_key, id, true FROM {jobs} WHERE unique_key IS NOT NULL""",
+        # The keys table is the one place uniqueness is enforced now.
+        "DROP INDEX {schema}.bgjobs_jobs_unique",
+        # Set when someone asks to cancel a running job; its node stops it.
+        "ALTER TABLE {jobs} ADD COLUMN cancel_requested_at timestamptz",
+        """CREATE INDEX bgjobs_jobs_cancel ON {jobs} (reserved_by)
+           WHERE cancel_requested_at IS NOT NULL""",
+    ],
 }
 
 
@@ -106,6 +131,8 @@ def names(schema: str) -> dict[str, sql.Composable]:
         key: sql.Identifier(schema, table) for key, table in TABLES.items()
     }
     found["schema"] = sql.Identifier(schema)
+    # The jobs table's name as a value (for pg_get_serial_sequence: ids are taken before insert).
+    found["jobs_name"] = sql.Literal(f"{sql.Identifier(schema).as_string(None)}.bgjobs_jobs")
     return found
 
 

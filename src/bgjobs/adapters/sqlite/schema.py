@@ -76,6 +76,29 @@ MIGRATIONS: dict[int, list[str]] = {
             last_outcome TEXT
         )""",
     ],
+    2: [],  # numbers 2 and 3 are other changes' migrations
+    3: [],
+    4: [
+        # Unique keys: one row per key, pointing at the job holding it (a scheduled job's
+        # pending run, or a job enqueued with unique=...). The primary key is what makes two
+        # enqueues of one key impossible; whether the holder still holds it is decided from the
+        # holder's state and the hold stored here (adapters.decisions.key_taken).
+        """CREATE TABLE bgjobs_unique_keys (
+            key TEXT PRIMARY KEY,
+            job_id INTEGER NOT NULL,
+            while_running INTEGER NOT NULL,
+            keep_states TEXT NOT NULL DEFAULT '[]',
+            period_us INTEGER
+        ) WITHOUT ROWID""",
+        """INSERT INTO bgjobs_unique_keys (key, job_id, while_running)
+           SELECT unique_key, id, 1 FROM bgjobs_jobs WHERE unique_key IS NOT NULL""",
+        # The keys table is the one place uniqueness is enforced now.
+        "DROP INDEX bgjobs_jobs_unique",
+        # Set when someone asks to cancel a running job; its node stops it.
+        "ALTER TABLE bgjobs_jobs ADD COLUMN cancel_requested_at INTEGER",
+        """CREATE INDEX bgjobs_jobs_cancel ON bgjobs_jobs (reserved_by)
+           WHERE cancel_requested_at IS NOT NULL""",
+    ],
 }
 
 VERSION_TABLE = "bgjobs_schema"
