@@ -197,7 +197,8 @@ class BgJobs:
         ]
         if not new_jobs:
             return []
-        self._open()
+        if conn is None:  # a caller's connection is checked by the store instead
+            self._open()
         jobs = self._store.insert_jobs(new_jobs, conn=conn)
         pending = conn is not None
         woken: set[str] = set()
@@ -246,7 +247,8 @@ class BgJobs:
         cancelled (``JobCancelled`` there); the outcome is ``REQUESTED``. Finished: nothing
         changes and the outcome is ``FINISHED`` (``job.state`` says how it ended); no such job:
         ``NOT_FOUND``. ``conn`` as for ``enqueue``."""
-        self._open()
+        if conn is None:
+            self._open()
         result = self._store.cancel_job(job_id, conn=conn)
         if result.outcome is CancelOutcome.CANCELLED:
             assert result.job is not None

@@ -217,27 +217,45 @@ class SQLiteStore(SharedStore):
                 "conn= must be a sqlite3.Connection or a sqlite_utils.Database on the store's "
                 f"file {self.path}, got {type(conn).__name__}"
             )
-        with self._lock:
-            self._connection()  # the schema is checked (or migrated) by bgjobs' own connection
         cursor = conn.cursor()
         cursor.row_factory = None
-        files = {row[1]: row[2] for row in cursor.execute("PRAGMA database_list")}
-        cursor.close()
-        main = files.get("main") or ""
-        if not main or not os.path.exists(main) or not os.path.samefile(main, self.path):
-            raise ConfigError(
-                f"conn= is a connection to {main or 'an in-memory database'}, not to this "
-                f"store's file {self.path}: a job can be written in your transaction only "
-                "when both live in one database file"
-            )
-        if not conn.in_transaction:
-            raise ConfigError(
-                "conn= is not inside a transaction, so the job would be committed at once: "
-                "bgjobs writes in your transaction and never begins or commits one. Begin it "
-                "first (`conn.execute('BEGIN')`, or run your own INSERT/UPDATE in it), then "
-                "commit"
-            )
+        try:
+            files = {row[1]: row[2] for row in cursor.execute("PRAGMA database_list")}
+            main = files.get("main") or ""
+            if not (main and self.path.exists() and os.path.samefile(main, self.path)):
+                raise ConfigError(
+                    f"conn= is a connection to {main or 'an in-memory database'}, not to this "
+                    f"store's file {self.path}: a job can be written in your transaction only "
+                    "when both live in one database file"
+                )
+            if not conn.in_transaction:
+                raise ConfigError(
+                    "conn= is not inside a transaction, so the job would be committed at "
+                    "once: bgjobs writes in your transaction and never begins or commits one. "
+                    "Begin it first (`conn.execute('BEGIN')`, or run your own INSERT/UPDATE "
+                    "in it), then commit"
+                )
+            if not self._checked:
+                # Checked through the caller's connection: opening bgjobs' own now would wait
+                # for the write lock the caller's transaction may hold.
+                self._check_schema_through(cursor)
+        finally:
+            cursor.close()
         return conn
+
+    def _check_schema_through(self, cursor: sqlite3.Cursor) -> None:
+        table = schema.VERSION_TABLE
+        found = cursor.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        version = 0
+        if found is not None:
+            version = int(cursor.execute(f"SELECT max(version) FROM {table}").fetchone()[0] or 0)
+        if version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"the bgjobs schema in {self.path} is at version {version}, this bgjobs needs "
+                f"{SCHEMA_VERSION}: migrate it before writing in your own transaction (run "
+                f"`bgjobs migrate --database {self.display_url}`, or open the store at start-up: "
+                "bg.store.open())"
+            )
 
     # wake-up -----------------------------------------------------------------------------------
     def start_wakeup(
