@@ -150,14 +150,47 @@ def test_cancel_in_a_transaction(store: Store, app: App) -> None:
     assert [e.in_transaction for e in recorder.of(JobCancelled)] == [True, True]
 
 
-def test_a_connection_outside_a_transaction_is_refused(store: Store, app: App) -> None:
+def test_a_connection_that_would_commit_each_statement_is_refused(store: Store) -> None:
     bg = build(store)
-    app.conn.commit()
+    if store.backend == "sqlite":
+        conn: Any = sqlite3.connect(store.path, isolation_level=None)  # type: ignore[attr-defined]
+    else:
+        import psycopg
+
+        conn = psycopg.connect(PG_URL, autocommit=True)
     with pytest.raises(bgjobs.ConfigError, match="not inside a transaction"):
-        bg.enqueue("welcome", conn=app.conn)
+        bg.enqueue("welcome", conn=conn)
     with pytest.raises(bgjobs.ConfigError, match="must be"):
         bg.enqueue("welcome", conn="postgresql://elsewhere")
     assert jobs(store) == []
+    conn.close()
+
+
+def test_sqlite_needs_an_open_transaction(sqlite_store: Store) -> None:
+    """Python's sqlite3 would begin one only before a write, after bgjobs' first read: the
+    caller must have begun it (with a write of its own, or BEGIN)."""
+    bg = build(sqlite_store)
+    sqlite_store.open()
+    conn = sqlite3.connect(sqlite_store.path)  # type: ignore[attr-defined]
+    with pytest.raises(bgjobs.ConfigError, match="not inside a transaction"):
+        bg.enqueue("welcome", conn=conn)
+    conn.execute("BEGIN IMMEDIATE")
+    job = bg.enqueue("welcome", conn=conn)
+    conn.commit()
+    assert [j.id for j in jobs(sqlite_store)] == [job.id]
+
+
+def test_postgres_lets_psycopg_open_the_transaction(pg_store: Store) -> None:
+    """Not in autocommit, psycopg's first statement opens a transaction that stays open until
+    the caller commits, as Django's and SQLAlchemy's connections do before their first query."""
+    import psycopg
+
+    bg = build(pg_store)
+    with psycopg.connect(PG_URL) as conn:
+        job = bg.enqueue("welcome", conn=conn)
+        assert jobs(pg_store) == []
+        conn.commit()
+    assert [j.id for j in jobs(pg_store)] == [job.id]
 
 
 def test_sqlite_refuses_a_connection_to_another_file(sqlite_store: Store, tmp_path: Path) -> None:

@@ -229,7 +229,10 @@ def _when(job: Job) -> str:
 
 
 def _state(job: Job) -> Text:
-    return Text(job.state.value, style=STATE_STYLES.get(job.state.value, ""))
+    text = job.state.value
+    if job.cancel_requested_at is not None and not job.state.is_finished:
+        text += " (cancelling)"  # its node stops it within about a second
+    return Text(text, style=STATE_STYLES.get(job.state.value, ""))
 
 
 def jobs_table(found: list[Job]) -> Table:
@@ -270,6 +273,7 @@ def job_detail(job: Job) -> RenderableType:
         ("reserved by", job.reserved_by),
         ("lease until", clock(job.lease_expires_at) if job.lease_expires_at else None),
         ("finished", clock(job.finished_at) if job.finished_at else None),
+        ("cancel asked", clock(job.cancel_requested_at) if job.cancel_requested_at else None),
         ("schedule", job.schedule),
         ("unique key", job.unique_key),
     ]

@@ -37,10 +37,10 @@ def caller_connection(conn: object, dbname: str | None) -> Connection[Any]:
                 "conn= is a psycopg.AsyncConnection: pass it to aenqueue, aenqueue_many or "
                 "acancel (await them), or give enqueue a psycopg.Connection"
             )
-        _check(conn.info, dbname)
+        _check(conn.info, conn.autocommit, dbname)
         return cast(Connection[Any], _AsyncBridge(conn, loop))
     if isinstance(conn, psycopg.Connection):
-        _check(conn.info, dbname)
+        _check(conn.info, conn.autocommit, dbname)
         return cast(Connection[Any], _TupleRows(conn))
     raise ConfigError(
         "conn= must be an open psycopg.Connection (or a psycopg.AsyncConnection with "
@@ -50,15 +50,17 @@ def caller_connection(conn: object, dbname: str | None) -> Connection[Any]:
     )
 
 
-def _check(info: psycopg.ConnectionInfo, dbname: str | None) -> None:
+def _check(info: psycopg.ConnectionInfo, autocommit: bool, dbname: str | None) -> None:
+    """Inside a transaction, or not in autocommit (psycopg then opens one with the first
+    statement, which stays open until the caller commits)."""
     status = info.transaction_status
     if status == TransactionStatus.INERROR:
         raise ConfigError("conn= is in a failed transaction: roll it back before enqueueing in it")
-    if status != TransactionStatus.INTRANS:
+    if status == TransactionStatus.IDLE and autocommit:
         raise ConfigError(
-            "conn= is not inside a transaction, so the job would be committed at once: "
-            "bgjobs writes in your transaction and never begins or commits one. Open it "
-            "first (`with conn.transaction():`, or run your own statements in it), then commit"
+            "conn= is in autocommit mode and not inside a transaction, so the job would be "
+            "committed at once: bgjobs writes in your transaction and never begins or commits "
+            "one. Open it first (`with conn.transaction():`), then commit"
         )
     if dbname and info.dbname != dbname:
         raise ConfigError(
