@@ -19,7 +19,7 @@ from collections import defaultdict
 import pytest
 from tests.conftest import wait_until
 from tests.support import results
-from tests.support.procs import ROOT, nodes, producer
+from tests.support.procs import ROOT, nodes, producer, start_ready
 
 from bgjobs import CancelOutcome, JobState
 from bgjobs.adapters.base import JobFilter, Store
@@ -32,30 +32,8 @@ KEYS = 40
 
 
 def start_racer(url: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.support.enqueue_race",
-            url,
-            "--threads",
-            str(THREADS),
-            "--keys",
-            str(KEYS),
-        ],
-        cwd=ROOT,
-        env=dict(os.environ, PYTHONPATH=str(ROOT)),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if line.strip() != "ready":
-        proc.kill()
-        raise AssertionError(f"racer did not start: {line!r} {proc.communicate()[1][-2000:]}")
-    return proc
+    args = ("--threads", str(THREADS), "--keys", str(KEYS))
+    return start_ready("tests.support.enqueue_race", url, *args, stdin=True)
 
 
 def test_two_processes_of_eight_threads_create_one_job_per_unique_key(database_url: str) -> None:

@@ -9,9 +9,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 from tests.adapters.test_contract import claim
 from tests.conftest import Recorder, wait_until
 
@@ -21,19 +20,6 @@ from bgjobs.adapters.base import JobFilter, Store
 from bgjobs.events import JobCancelled, JobStarted, ScheduledNextRun
 from bgjobs.job import NewJob
 from bgjobs.runtime.queue_runner import CANCEL_GRACE
-
-
-@pytest.fixture
-def started() -> Iterator[Callable[[bgjobs.BgJobs], bgjobs.BgJobs]]:
-    runtimes: list[bgjobs.BgJobs] = []
-
-    def start(bg: bgjobs.BgJobs) -> bgjobs.BgJobs:
-        runtimes.append(bg)
-        return bg.start()
-
-    yield start
-    for bg in runtimes:
-        bg.stop(timeout=5)
 
 
 def node(store: Store, recorder: Recorder, *workers: bgjobs.WorkerSpec) -> bgjobs.BgJobs:

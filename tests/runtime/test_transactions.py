@@ -386,16 +386,3 @@ def test_a_commit_wakes_a_running_node(store: Store, app: App, started: Callable
     assert not ran.wait(0.2), "not before the commit"
     app.conn.commit()
     assert ran.wait(10), "the commit woke the node"
-
-
-@pytest.fixture
-def started() -> Iterator[Callable[[bgjobs.BgJobs], bgjobs.BgJobs]]:
-    runtimes: list[bgjobs.BgJobs] = []
-
-    def start(bg: bgjobs.BgJobs) -> bgjobs.BgJobs:
-        runtimes.append(bg)
-        return bg.start()
-
-    yield start
-    for bg in runtimes:
-        bg.stop(timeout=5)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -33,19 +33,6 @@ def build(store: Store, recorder: Recorder | None = None, handler: Any = noop) -
     if recorder is not None:
         spec = spec.with_event_listener(recorder)
     return spec.build()
-
-
-@pytest.fixture
-def started() -> Iterator[Callable[[bgjobs.BgJobs], bgjobs.BgJobs]]:
-    runtimes: list[bgjobs.BgJobs] = []
-
-    def start(bg: bgjobs.BgJobs) -> bgjobs.BgJobs:
-        runtimes.append(bg)
-        return bg.start()
-
-    yield start
-    for bg in runtimes:
-        bg.stop(timeout=5)
 
 
 def test_the_default_key_is_the_worker_and_the_whole_payload(store: Store) -> None:
