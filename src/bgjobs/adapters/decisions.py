@@ -87,7 +87,16 @@ class KeyHold:
     holder: Job | None
 
 
-def key_taken(key: KeyHold, now: datetime) -> bool:
+def judged_by_time(keys: Iterable[KeyHold]) -> bool:
+    """Whether ``key_taken`` needs the time for any of ``keys`` (a finished holder whose hold
+    lasts a period), so that the clock is read only then."""
+    return any(
+        k.holder is not None and k.holder.state.is_finished and k.hold.period is not None
+        for k in keys
+    )
+
+
+def key_taken(key: KeyHold, now: datetime | None) -> bool:
     """Whether ``key`` still keeps a new job with the same key out. Judged on the holder as it is
     now, so a job that finishes, fails for good, is discarded or cancelled frees its key at once
     (unless its hold keeps that state), and one rescued back to its queue keeps it."""
@@ -101,8 +110,11 @@ def key_taken(key: KeyHold, now: datetime) -> bool:
     if holder.state not in key.hold.after:
         return False
     period = key.hold.period
+    if period is None:
+        return True
+    assert now is not None, "judged_by_time() says when the time is needed"
     finished = holder.finished_at
-    return period is None or (finished is not None and finished + period > now)
+    return finished is not None and finished + period > now
 
 
 @dataclass(frozen=True)
@@ -163,7 +175,9 @@ class KeyPlan:
     vanished: list[NewJob] = field(default_factory=list)  # key row deleted meanwhile: insert again
 
 
-def plan_keys(requests: Iterable[NewJob], keys: Mapping[str, KeyHold], now: datetime) -> KeyPlan:
+def plan_keys(
+    requests: Iterable[NewJob], keys: Mapping[str, KeyHold], now: datetime | None
+) -> KeyPlan:
     """For each request whose key was taken when it was inserted: take the key over when its
     holder no longer holds it, else replace the holder's fields (when asked and it still waits),
     else keep the holder."""

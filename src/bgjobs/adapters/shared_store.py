@@ -284,11 +284,12 @@ def _settle(tx: Executor, jobs: list[NewJob], lost: dict[str, int], done: dict[i
     """Settle the requests whose keys were taken (``lost``: key -> index in ``jobs``); what is
     left in ``lost`` lost its key row meanwhile and is inserted again."""
     keys = {key.key: key for key in tx.key_holds(sorted(lost))}
-    plan = decisions.plan_keys((jobs[i] for i in lost.values()), keys, tx.now())
-    for job in tx.take_over_keys(plan.take_over):
+    now = tx.now() if decisions.judged_by_time(keys.values()) else None
+    plan = decisions.plan_keys((jobs[i] for i in lost.values()), keys, now)
+    for job in tx.take_over_keys(plan.take_over) if plan.take_over else ():
         assert job.unique_key is not None
         done[lost.pop(job.unique_key)] = job
-    replaced = {job.id: job for job in tx.replace_waiting(plan.replace)}
+    replaced = {job.id: job for job in tx.replace_waiting(plan.replace)} if plan.replace else {}
     for holder_id, new in plan.replace:
         assert new.unique_key is not None
         holder = replaced.get(holder_id)

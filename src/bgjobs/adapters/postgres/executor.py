@@ -119,9 +119,12 @@ class PostgresExecutor:
         keys = [key_row(row) for row in key_rows]
         if not keys:
             return []
-        ids = ([job_id for _, job_id, _ in keys],)
-        holders = {job.id: job for job in map(archived, self._rows(self._q.holders_archived, ids))}
-        holders.update((job.id, job) for job in map(hot, self._rows(self._q.holders_hot, ids)))
+        ids = [job_id for _, job_id, _ in keys]
+        holders = {job.id: job for job in map(hot, self._rows(self._q.holders_hot, (ids,)))}
+        finished = [job_id for job_id in ids if job_id not in holders]
+        if finished:
+            rows = self._rows(self._q.holders_archived, (finished,))
+            holders.update((job.id, job) for job in map(archived, rows))
         return [KeyHold(key, job_id, hold, holders.get(job_id)) for key, job_id, hold in keys]
 
     def delete_keys(self, keys: Sequence[KeyHold]) -> int:

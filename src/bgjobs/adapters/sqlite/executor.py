@@ -139,9 +139,12 @@ class SQLiteExecutor:
 
     def _with_holders(self, key_rows: list[Row]) -> list[KeyHold]:
         keys = [key_row(row) for row in key_rows]
-        ids = {"ids": json.dumps([job_id for _, job_id, _ in keys])}
-        holders = {job.id: job for job in map(archived, self._rows(q.HOLDERS_ARCHIVED, ids))}
-        holders.update((job.id, job) for job in self._hot_rows(q.HOLDERS_HOT, ids))
+        ids = [job_id for _, job_id, _ in keys]
+        holders = {job.id: job for job in self._hot_rows(q.HOLDERS_HOT, {"ids": json.dumps(ids)})}
+        finished = [job_id for job_id in ids if job_id not in holders]
+        if finished:
+            rows = self._rows(q.HOLDERS_ARCHIVED, {"ids": json.dumps(finished)})
+            holders.update((job.id, job) for job in map(archived, rows))
         return [KeyHold(key, job_id, hold, holders.get(job_id)) for key, job_id, hold in keys]
 
     def _hot_rows(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Job]:
