@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from bgjobs.adapters import decisions
 from bgjobs.adapters.base import (
@@ -40,6 +41,7 @@ KEY_SLICE = 1000  # unique keys looked at per transaction when forgetting those 
 # Rounds of "insert, else read the key's holder": a second one is needed only when the key row
 # was forgotten (prune_keys) between the two.
 KEY_ROUNDS = 5
+_unique_key = attrgetter("unique_key")  # never empty when set
 
 
 class SharedStore(ABC):
@@ -68,7 +70,7 @@ class SharedStore(ABC):
     def insert_jobs(self, jobs: Sequence[NewJob], *, conn: object = None) -> list[Job]:
         if not jobs:
             return []
-        if all(job.unique_key is None for job in jobs):
+        if not any(map(_unique_key, jobs)):  # C speed: plain enqueues pay almost nothing
             with self._write_scope(conn, atomic=False) as tx:
                 return tx.insert_jobs(jobs)
         with self._write_scope(conn, atomic=True) as tx:

@@ -201,11 +201,9 @@ class BgJobs:
             self._open()
         jobs = self._store.insert_jobs(new_jobs, conn=conn)
         pending = conn is not None
-        woken: set[str] = set()
         for job in jobs:
             if job.conflict is None:
                 self.emit(JobEnqueued(at=job.created_at, job=job, in_transaction=pending))
-                woken.add(job.queue)
             else:
                 replaced = job.conflict == "replaced"
                 self.emit(
@@ -213,10 +211,9 @@ class BgJobs:
                         at=self.now(), job=job, replaced=replaced, in_transaction=pending
                     )
                 )
-                if replaced:
-                    woken.add(job.queue)  # its run time may have moved closer
         if conn is None:  # in the caller's transaction, the commit wakes nodes (NOTIFY etc.)
-            for queue in woken:
+            # A replaced job's run time may have moved closer: its queue is woken too.
+            for queue in {job.queue for job in jobs if job.conflict != "kept"}:
                 self._lifecycle.notify(queue)
         return jobs
 

@@ -80,7 +80,11 @@ class SQLiteExecutor:
 
     def _insert(self, new: NewJob) -> Job | None:
         now_us = self._now_us
-        available_us = self._available_us(new)
+        # As _available_us, inline: this is the enqueue hot path.
+        if new.available_at is not None:
+            available_us = to_us(new.available_at)
+        else:
+            available_us = now_us + microseconds(new.delay)
         cur = self._cur
         cur.execute(
             q.INSERT_ONE,
