@@ -62,10 +62,13 @@ class MemoryStore:
     def register_schedule(self, registration: Any, queue: str) -> None:
         return None
 
-    def start_wakeup(self, on_wake: Any, on_channel: Any) -> _NoWakeup:
+    def start_wakeup(self, on_wake: Any, on_channel: Any, on_cancel: Any = None) -> _NoWakeup:
         return _NoWakeup()
 
-    def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
+    def cancel_requested(self, node_id: str) -> list[int]:
+        return []
+
+    def insert_jobs(self, jobs: Sequence[NewJob], *, conn: object = None) -> list[Job]:
         now = self.now()
         made = []
         with self._lock:

@@ -12,11 +12,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from bgjobs.adapters.base import Store
+
+if TYPE_CHECKING:
+    import bgjobs
 
 PG_URL = os.environ.get("BGJOBS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -141,3 +144,17 @@ class Recorder:
     def kinds(self) -> list[str]:
         with self._lock:
             return [type(e).__name__ for e in self.events]
+
+
+@pytest.fixture
+def started() -> Iterator[Callable[[bgjobs.BgJobs], bgjobs.BgJobs]]:
+    """``started(bg)`` starts a runtime and stops it (5 s grace) when the test ends."""
+    runtimes: list[bgjobs.BgJobs] = []
+
+    def start(bg: bgjobs.BgJobs) -> bgjobs.BgJobs:
+        runtimes.append(bg)
+        return bg.start()
+
+    yield start
+    for bg in runtimes:
+        bg.stop(timeout=5)

@@ -16,7 +16,7 @@ import pytest
 from tests.cli.conftest import invoke_cli, ok
 from tests.conftest import wait_until
 from tests.support import schedule_node
-from tests.support.procs import start_module, stop_node
+from tests.support.procs import start_ready, stop_node
 
 from bgjobs.adapters.base import Occurrence, ScheduleRecord
 from bgjobs.adapters.urls import open_store
@@ -29,7 +29,7 @@ def nodes(url: str, count: int, *args: str) -> Iterator[list[Popen[str]]]:
     started: list[Popen[str]] = []
     try:
         for _ in range(count):
-            started.append(start_module("tests.support.schedule_node", url, *args))
+            started.append(start_ready("tests.support.schedule_node", url, *args))
         yield started
     finally:
         for proc in started:

@@ -40,11 +40,22 @@ from bgjobs.errors import (
     UnknownWorkerError,
 )
 from bgjobs.events import Event, Listener, logging_listener
-from bgjobs.job import Discard, Job, JobError, JobState, Progress, Snooze
+from bgjobs.job import (
+    Cancellation,
+    Cancelled,
+    CancelOutcome,
+    Discard,
+    Job,
+    JobError,
+    JobState,
+    Progress,
+    Snooze,
+)
 from bgjobs.job_requests import JobRequest
 from bgjobs.retry import constant, exponential
 from bgjobs.runtime.app import BgJobs, BgJobsSpec, ScheduleInfo, new
 from bgjobs.schedules import cron, every, schedule
+from bgjobs.unique import Unique
 
 __version__ = "0.1.0"
 
@@ -84,6 +95,9 @@ __all__ = [
     "BgJobs",
     "BgJobsError",
     "BgJobsSpec",
+    "CancelOutcome",
+    "Cancellation",
+    "Cancelled",
     "ConfigError",
     "DatabaseURLError",
     "Discard",
@@ -108,6 +122,7 @@ __all__ = [
     "SchemaError",
     "Snooze",
     "Store",
+    "Unique",
     "UnknownScheduleError",
     "UnknownWorkerError",
     "WorkerSpec",

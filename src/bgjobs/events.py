@@ -43,9 +43,32 @@ class JobEvent(Event):
         return f"{self.kind} {job.name}#{job.id} queue={job.queue} attempt={job.attempt}"
 
 
+_IN_TRANSACTION = " (in the caller's transaction, not committed yet)"
+
+
 @dataclass(frozen=True, kw_only=True)
 class JobEnqueued(JobEvent):
-    pass
+    """A job was inserted. ``in_transaction``: written in the caller's transaction
+    (``enqueue(conn=...)``), so it exists only if the caller commits."""
+
+    in_transaction: bool = False
+
+    def describe(self) -> str:
+        return super().describe() + (_IN_TRANSACTION if self.in_transaction else "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobDeduplicated(JobEvent):
+    """An enqueue met an earlier job holding its unique key (``job``, that earlier job): it was
+    kept as it is, or, when ``replaced``, its payload or run time were replaced."""
+
+    replaced: bool
+    in_transaction: bool = False
+
+    def describe(self) -> str:
+        action = "replaced" if self.replaced else "kept"
+        extra = _IN_TRANSACTION if self.in_transaction else ""
+        return f"{super().describe()} key={self.job.unique_key} {action}{extra}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,7 +126,16 @@ class JobSnoozed(JobEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class JobCancelled(JobEvent):
-    pass
+    """The job ended as cancelled. ``node_id``: the node that stopped it while it ran (emitted
+    there, whoever asked); None when it was waiting (emitted by the ``BgJobs`` whose ``cancel``
+    archived it). ``in_transaction`` as for JobEnqueued."""
+
+    node_id: str | None = None
+    in_transaction: bool = False
+
+    def describe(self) -> str:
+        where = f" on node {self.node_id}" if self.node_id else ""
+        return super().describe() + where + (_IN_TRANSACTION if self.in_transaction else "")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from types import MappingProxyType
+from typing import Literal
 
 from bgjobs.errors import ConfigError, PayloadError
 from bgjobs.payload import JSON, decode_payload
@@ -34,6 +36,11 @@ class JobState(StrEnum):
 FINISHED_STATES = frozenset(
     {JobState.SUCCEEDED, JobState.FAILED, JobState.DISCARDED, JobState.CANCELLED}
 )
+WAITING_STATES = frozenset({JobState.AVAILABLE, JobState.SCHEDULED})
+
+Conflict = Literal["kept", "replaced"]
+"""How an enqueue that met a unique job ended: the earlier job kept as it was, or its payload or
+run time replaced by the newer request."""
 
 
 @dataclass(frozen=True)
@@ -128,10 +135,13 @@ class Job:
     errors: tuple[JobError, ...] = ()
     raw_meta: str | None = None  # JSON object of strings carried with the job (trace context)
     progress: Progress | None = None  # as stored when this record was read
+    cancel_requested_at: datetime | None = None  # someone asked to cancel it while it ran
+    conflict: Conflict | None = field(default=None, compare=False)  # set on enqueue's duplicates
     _touch: Callable[[timedelta | None], None] | None = field(
         default=None, compare=False, repr=False
     )
     _report: Callable[[Progress], None] | None = field(default=None, compare=False, repr=False)
+    _cancel_flag: threading.Event | None = field(default=None, compare=False, repr=False)
 
     @property
     def payload(self) -> JSON:
@@ -158,6 +168,24 @@ class Job:
             self.__dict__["_meta"] = value
             return value
 
+    @property
+    def duplicate(self) -> bool:
+        """True when ``enqueue`` returned an earlier job holding the same unique key instead of
+        inserting this one (``conflict`` says whether the earlier job was replaced)."""
+        return self.conflict is not None
+
+    @property
+    def cancelled(self) -> bool:
+        """True once someone asked to cancel this job while it runs (``bg.cancel``, ``bgjobs
+        jobs cancel``). A handler that checks it can stop early; see ``check_cancelled``."""
+        flag = self._cancel_flag
+        return flag is not None and flag.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise ``Cancelled`` if this job was asked to stop: a clean exit point for loops."""
+        if self.cancelled:
+            raise Cancelled(f"job {self.id} was cancelled while running")
+
     def attach_touch(self, touch: Callable[[timedelta | None], None]) -> None:
         """Runtime use: bind ``touch()`` to the node running this job (no copy of the job)."""
         object.__setattr__(self, "_touch", touch)
@@ -175,6 +203,10 @@ class Job:
         progress = Progress.checked(fraction, message)
         if self._report is not None:
             self._report(progress)
+
+    def attach_cancel_flag(self, flag: threading.Event) -> None:
+        """Runtime use: the flag the node sets when this job is asked to stop."""
+        object.__setattr__(self, "_cancel_flag", flag)
 
     def touch(self, extend: timedelta | None = None) -> None:
         """Tell the runtime this job is alive: push back its timeout and lease (Backy's touch)."""
@@ -223,6 +255,47 @@ class Discard(Exception):
         super().__init__(reason)
 
 
+class Cancelled(Exception):
+    """The job was cancelled while it ran. ``job.check_cancelled()`` raises it, the runtime raises
+    it inside a sync handler that did not stop on its own, and a handler may raise it to end its
+    job as cancelled. The job is archived as cancelled, with no further attempts."""
+
+
+class CancelOutcome(StrEnum):
+    CANCELLED = "cancelled"  # it was waiting: archived as cancelled now
+    REQUESTED = "requested"  # it is running: its node stops it and archives it as cancelled
+    FINISHED = "finished"  # it had already finished (``job.state`` says how): nothing changed
+    NOT_FOUND = "not_found"  # no job has this id (never did, or deleted or pruned)
+
+
+@dataclass(frozen=True)
+class Cancellation:
+    """What ``cancel`` did: ``outcome``, and the job as it is now (None when not found)."""
+
+    outcome: CancelOutcome
+    job: Job | None
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the job is cancelled now (it was waiting, or had already been cancelled)."""
+        return self.job is not None and self.job.state is JobState.CANCELLED
+
+
+@dataclass(frozen=True)
+class UniqueHold:
+    """How long a unique key stays taken once a job holds it. Stored with the key, so the job
+    holding a key decides when it is free again.
+
+    A waiting job always holds its key; a running one while ``while_running``; a finished one
+    when its state is in ``after``, for ``period`` after it finished (None: as long as the
+    finished job is kept in the archive).
+    """
+
+    while_running: bool = True
+    after: frozenset[JobState] = frozenset()
+    period: timedelta | None = None
+
+
 @dataclass(frozen=True)
 class NewJob:
     """A job to insert. ``available_at`` None means "now" by the database's clock plus ``delay``."""
@@ -237,3 +310,7 @@ class NewJob:
     unique_key: str | None = None
     schedule: str | None = None
     raw_meta: str | None = None  # encode_meta(...): stored with the job; None stores nothing
+    unique_hold: UniqueHold = UniqueHold()  # with unique_key: how long the key stays taken
+    # With unique_key, when an earlier job holds the key and still waits: which of its fields
+    # this request replaces ("payload", "run_at", "priority"). Empty: keep the earlier job.
+    replace: frozenset[str] = frozenset()

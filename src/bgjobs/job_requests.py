@@ -10,7 +10,7 @@ front so that SQLite and Postgres refuse the same values with the same message.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from bgjobs.adapters.base import NodeInfo, describe_offers, queues_running
@@ -18,6 +18,7 @@ from bgjobs.builder import MAX_ATTEMPTS, _check_name
 from bgjobs.errors import ConfigError, UnknownWorkerError
 from bgjobs.job import NewJob
 from bgjobs.payload import JSON, encode_payload
+from bgjobs.unique import Unique, unique_request
 
 # Postgres stores priority, attempt and max_attempts as `integer` (32-bit signed).
 MIN_PRIORITY = -(2**31)
@@ -38,6 +39,7 @@ class JobRequest:
     delay: timedelta | None = None
     at: datetime | None = None
     priority: int = 0
+    unique: Unique | None = None
 
 
 def build_new_job(request: JobRequest, *, queue: str, max_attempts: int) -> NewJob:
@@ -51,7 +53,7 @@ def build_new_job(request: JobRequest, *, queue: str, max_attempts: int) -> NewJ
         raise ConfigError("give either delay= or at=, not both")
     if request.delay is not None:
         _check_delay(request.delay)
-    return NewJob(
+    new = NewJob(
         queue=queue,
         name=request.name,
         raw_payload=encode_payload(request.payload),
@@ -60,6 +62,10 @@ def build_new_job(request: JobRequest, *, queue: str, max_attempts: int) -> NewJ
         available_at=_run_at(request.at) if request.at is not None else None,
         delay=request.delay or timedelta(0),
     )
+    if request.unique is None:
+        return new
+    unique = unique_request(request.unique, request.name, request.payload)
+    return replace(new, unique_key=unique.key, unique_hold=unique.hold, replace=unique.replace)
 
 
 def queue_for(name: str, queue: str | None, nodes: Sequence[NodeInfo]) -> str:

@@ -20,7 +20,7 @@ from bgjobs.adapters.base import (
     schedule_key,
 )
 from bgjobs.errors import RuntimeStateError
-from bgjobs.job import JobError, JobState, NewJob
+from bgjobs.job import Cancellation, CancelOutcome, JobError, JobState, NewJob
 
 LEASE = timedelta(seconds=30)
 
@@ -246,7 +246,8 @@ def test_schedule_registration_is_idempotent_and_unique(store: Store) -> None:
     first = store.register_schedule(reg, "default")
     second = store.register_schedule(reg, "default")
     assert first is not None and second is not None and first.id == second.id
-    assert store.insert_jobs([run]) == [], "the unique key allows one pending run"
+    (again,) = store.insert_jobs([run])
+    assert again.duplicate and again.id == first.id, "the unique key allows one pending run"
     states = store.schedule_states()
     assert [(s.name, s.running) for s in states] == [("tick", False)]
     assert states[0].next_run_at == first.available_at
@@ -313,11 +314,9 @@ def test_retry_cancel_delete_prune(store: Store) -> None:
     retried = store.get_job(a.id)
     assert retried is not None and retried.state is JobState.AVAILABLE and retried.attempt == 0
     cancelled = store.cancel_job(b.id)
-    assert cancelled is not None and cancelled.state is JobState.CANCELLED
-    assert store.cancel_job(999_999) is None
+    assert cancelled.outcome is CancelOutcome.CANCELLED and cancelled.stopped
+    assert store.cancel_job(999_999) == Cancellation(CancelOutcome.NOT_FOUND, None)
     running = claim(store, limit=1)[0]
-    with pytest.raises(RuntimeStateError, match="running"):
-        store.cancel_job(running.id)
     with pytest.raises(RuntimeStateError, match="running"):
         store.delete_job(running.id)
     waiting = a if running.id != a.id else c

@@ -609,7 +609,7 @@ def test_duplicate_completions_in_one_batch_apply_once(make: Factory) -> None:
     assert [r.applied for r in store.complete([done, done])] == [True, False]
 
 
-def test_batch_insert_keeps_order_and_skips_taken_unique_keys(make: Factory) -> None:
+def test_batch_insert_keeps_order_and_answers_taken_unique_keys(make: Factory) -> None:
     store = make()
     store.open()
     later = store.now() + timedelta(hours=1)
@@ -622,11 +622,13 @@ def test_batch_insert_keeps_order_and_skips_taken_unique_keys(make: Factory) -> 
             new(name="e", delay=timedelta(days=1)),
         ]
     )
-    assert [j.name for j in got] == ["a", "b", "d", "e"]
-    assert [j.id for j in got] == sorted(j.id for j in got)
-    assert [j.state for j in got] == [JobState.AVAILABLE] * 2 + [JobState.SCHEDULED] * 2
-    assert got[2].available_at == later
-    assert got[3].available_at - got[3].created_at == timedelta(days=1)
+    assert [j.name for j in got] == ["a", "b", "a", "d", "e"]
+    assert got[2].duplicate and got[2].id == got[0].id
+    inserted = [j for j in got if not j.duplicate]
+    assert [j.id for j in inserted] == sorted(j.id for j in inserted), "ids in input order"
+    assert [j.state for j in inserted] == [JobState.AVAILABLE] * 2 + [JobState.SCHEDULED] * 2
+    assert inserted[2].available_at == later
+    assert inserted[3].available_at - inserted[3].created_at == timedelta(days=1)
 
 
 def test_next_due_at_finds_the_earliest_time_across_priorities(make: Factory) -> None:

@@ -5,6 +5,7 @@ undefined, history retention, and the migration from schema 1."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from bgjobs.adapters.base import (
     schedule_key,
 )
 from bgjobs.errors import SchemaError
-from bgjobs.job import Job, JobState, NewJob
+from bgjobs.job import CancelOutcome, Job, JobState, NewJob
 
 LEASE = timedelta(seconds=30)
 
@@ -175,6 +176,60 @@ def test_the_end_of_a_run_wakes_the_runs_waiting_for_the_slot(store: Store) -> N
     store.complete([Completion(regular, "a", Outcome.SUCCEEDED)])
     [woken] = claim(store, "b")
     assert woken.id == extra.id and woken.attempt == 1, "the wait spent no attempt"
+
+
+def test_every_run_of_a_schedule_holds_its_key_through_the_keys_table(store: Store) -> None:
+    pending = register(store)
+    again = store.insert_jobs([run_of(store)])[0]
+    assert again.duplicate and again.id == pending.id, "one regular run per schedule"
+    now_key = run_now_key("tick")
+    first, second = store.insert_jobs([run_of(store, unique_key=now_key)] * 2)
+    assert not first.duplicate and second.duplicate and second.id == first.id
+    assert store.insert_jobs([run_of(store, unique_key=now_key)])[0].id == first.id
+    [regular, extra] = sorted(claim(store), key=lambda job: job.id)
+    next_run = run_of(store, delay=timedelta(minutes=1))
+    [applied] = store.complete([Completion(regular, "n1", Outcome.SUCCEEDED, next_run=next_run)])
+    assert applied.next_run is not None, "the finished run's key was taken over"
+    assert store.insert_jobs([run_of(store)])[0].id == applied.next_run.id
+    state = store.schedule_state("tick")
+    assert state is not None and state.next_run_at == applied.next_run.available_at
+    store.complete([Completion(extra, "n1", Outcome.SUCCEEDED)])
+    after = store.insert_jobs([run_of(store, unique_key=now_key)])[0]
+    assert not after.duplicate, "a finished run-now run frees its key"
+    hot = store.list_jobs(JobFilter(name="tick"))
+    keyed = [job.unique_key for job in hot if not job.state.is_finished]
+    assert sorted(keyed) == sorted([schedule_key("tick"), now_key])
+
+
+def test_a_run_cancelled_while_running_is_recorded_and_frees_its_slot(store: Store) -> None:
+    register(store)
+    [run] = claim(store)
+    assert store.begin_scheduled_run(run) is RunGate.RUN
+    assert store.cancel_job(run.id).outcome is CancelOutcome.REQUESTED
+    assert store.cancel_requested("n1") == [run.id]
+    next_run = run_of(store, delay=timedelta(minutes=1))
+    [applied] = store.complete([Completion(run, "n1", Outcome.CANCELLED, next_run=next_run)])
+    assert applied.applied and applied.next_run is not None
+    [record] = store.schedule_history("tick", 10)
+    assert (record.outcome, record.result, record.job_id) == (Occurrence.RAN, "cancelled", run.id)
+    store.insert_jobs([run_of(store, unique_key=run_now_key("tick"))])
+    [extra] = claim(store)
+    assert store.begin_scheduled_run(extra) is RunGate.RUN, "the cancelled run freed the slot"
+
+
+def test_sqlite_schedule_queries_find_runs_by_key_not_by_a_scan(tmp_path: Path) -> None:
+    from bgjobs.adapters.sqlite import queries as q
+
+    store = make_store("sqlite", tmp_path, None)
+    store.open()
+    store.close()
+    conn = sqlite3.connect(store.path)  # type: ignore[attr-defined]
+    params = {"now": 0, "regular": "schedule:t", "run_now": "schedule-now:t", "prefix": "s:"}
+    for sql in (q.SCHEDULE_WAKE, q.SCHEDULE_REMOVE_RUNS, q.SCHEDULE_STATE, q.BY_UNIQUE_KEY):
+        args: object = ("schedule:t",) if sql is q.BY_UNIQUE_KEY else {**params, "name": "t"}
+        plan = " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {sql}", args))
+        assert "SCAN bgjobs_jobs" not in plan and "SCAN j" not in plan, plan
+    conn.close()
 
 
 def test_registration_records_the_missed_due_times_it_replaces(store: Store) -> None:

@@ -26,7 +26,7 @@ from bgjobs.adapters.executor import Executor
 from bgjobs.adapters.postgres import queries as postgres_queries
 from bgjobs.adapters.sqlite import queries as sqlite_queries
 from bgjobs.errors import SchemaError
-from bgjobs.job import Job, JobState, NewJob
+from bgjobs.job import Job, JobState, NewJob, UniqueHold
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -176,10 +176,10 @@ def test_schema_version_check_names_the_fix() -> None:
         decisions.check_schema_version(SCHEMA_VERSION + 1, "x.db", "sqlite:///x.db")
 
 
-def test_running_job_errors_say_what_to_do() -> None:
-    cancel = decisions.running_job_error(5, "h:1:a", "cancel")
-    assert "job 5 is running on node h:1:a" in str(cancel) and "stop that node" in str(cancel)
-    assert "after it finishes" in str(decisions.running_job_error(5, "h:1:a", "delete"))
+def test_deleting_a_running_job_says_what_to_do() -> None:
+    error = str(decisions.running_job_error(5, "h:1:a"))
+    assert "job 5 is running on node h:1:a" in error
+    assert "bgjobs jobs cancel 5" in error and "after it finishes" in error
 
 
 def test_stats_assembly_counts_each_queue_once_and_ignores_cancelled() -> None:
@@ -231,6 +231,7 @@ SQLITE_ONLY = {
     "DELETE_RESCUED",  # Postgres: RESCUE_FAIL deletes and archives in one statement
     "DELETE_RETRIED",  # Postgres: RETRY moves the rows in one statement
     "DELETE_DISCARDED",  # Postgres: DISCARD_WAITING deletes and archives in one statement
+    "KEY_JOB",  # Postgres: INSERT_UNIQUE takes the job's id before inserting key and job
 }
 POSTGRES_ONLY = {
     "COMPLETE",
@@ -254,3 +255,71 @@ def test_both_dialects_name_the_same_statement_the_same() -> None:
     operations = {name.upper() for name in vars(Executor) if not name.startswith("_")}
     by_variant = {"NOW", "LOCK", "INSERT_JOBS", "EXTEND_LEASES", "COMPLETE"}
     assert operations - by_variant <= sqlite & postgres
+
+
+# unique keys --------------------------------------------------------------------------------
+HOLD = UniqueHold()
+
+
+def holds(state: JobState, hold: UniqueHold = HOLD, **fields: object) -> decisions.KeyHold:
+    holder = job(state=state, unique_key="k", **fields)
+    return decisions.KeyHold("k", holder.id, hold, holder)
+
+
+def test_key_taken_judges_the_holder_as_it_is_now() -> None:
+    for waiting in (JobState.AVAILABLE, JobState.SCHEDULED):
+        assert decisions.key_taken(holds(waiting), None)
+    assert decisions.key_taken(holds(JobState.RUNNING), None)
+    assert not decisions.key_taken(holds(JobState.RUNNING, UniqueHold(while_running=False)), None)
+    for finished in (JobState.SUCCEEDED, JobState.FAILED, JobState.DISCARDED, JobState.CANCELLED):
+        assert not decisions.key_taken(holds(finished, finished_at=NOW), None)
+    gone = decisions.KeyHold("k", 7, HOLD, None)
+    retried = decisions.KeyHold("k", 7, HOLD, job(unique_key=None))
+    assert not decisions.key_taken(gone, None) and not decisions.key_taken(retried, None)
+
+
+def test_a_kept_finished_state_holds_for_its_period_or_while_archived() -> None:
+    day = UniqueHold(after=frozenset({JobState.SUCCEEDED}), period=timedelta(days=1))
+    done = holds(JobState.SUCCEEDED, day, finished_at=NOW)
+    assert decisions.judged_by_time([done]) and not decisions.judged_by_time(
+        [holds(JobState.AVAILABLE)]
+    )
+    assert decisions.key_taken(done, NOW + timedelta(hours=23))
+    assert not decisions.key_taken(done, NOW + timedelta(days=1))
+    forever = holds(JobState.SUCCEEDED, UniqueHold(after=frozenset({JobState.SUCCEEDED})))
+    assert not decisions.judged_by_time([forever]) and decisions.key_taken(forever, None)
+
+
+def test_a_batch_keeps_the_first_request_of_each_key_and_folds_in_replacements() -> None:
+    def request(key: str | None, payload: str, replace: frozenset[str] = frozenset()) -> NewJob:
+        return NewJob("q", "w", payload, 1, unique_key=key, replace=replace)
+
+    batch = decisions.unique_batch(
+        [
+            request("a", "1"),
+            request(None, "2"),
+            request("a", "3"),
+            request("a", "4", frozenset({"payload"})),
+        ]
+    )
+    assert [j.raw_payload for j in batch.jobs] == ["4", "2"]
+    assert batch.jobs[0].replace == frozenset({"payload"})
+    assert batch.became == [0, 1, 0, 0]
+    assert batch.conflicts == [None, None, "kept", "replaced"]
+
+
+def test_plan_keys_takes_over_replaces_or_keeps() -> None:
+    free = holds(JobState.SUCCEEDED, finished_at=NOW)
+    waiting = decisions.KeyHold("w", 8, HOLD, job(id=8, unique_key="w"))
+    running = decisions.KeyHold("r", 9, HOLD, job(id=9, unique_key="r", state=JobState.RUNNING))
+    payload = frozenset({"payload"})
+    requests = [
+        NewJob("q", "w", "{}", 1, unique_key="k"),
+        NewJob("q", "w", "{}", 1, unique_key="w", replace=payload),
+        NewJob("q", "w", "{}", 1, unique_key="r", replace=payload),
+        NewJob("q", "w", "{}", 1, unique_key="gone"),
+    ]
+    plan = decisions.plan_keys(requests, {"k": free, "w": waiting, "r": running}, None)
+    assert plan.take_over == [(requests[0], free.job_id)]
+    assert plan.replace == [(8, requests[1])]
+    assert list(plan.keep) == ["r"] and plan.vanished == [requests[3]]

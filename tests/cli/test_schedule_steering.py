@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from rich.console import Console
@@ -144,10 +145,11 @@ def test_the_schedule_table_shows_pause_removal_last_outcome_and_lateness() -> N
     assert "in 3h" in c and "never ran" in c
 
 
-def test_the_old_form_schedules_target_still_lists() -> None:
+def test_the_old_form_schedules_target_still_lists(tmp_path: Path) -> None:
     """`bgjobs schedules TARGET` predates the subcommands; `list TARGET` is the same."""
-    assert ok(invoke_cli("schedules", APP_TARGET, env=WIDE)) == ok(
-        invoke_cli("schedules", "list", APP_TARGET, env=WIDE)
+    env = {**WIDE, "BGJOBS_DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}"}  # not the repo's
+    assert ok(invoke_cli("schedules", APP_TARGET, env=env)) == ok(
+        invoke_cli("schedules", "list", APP_TARGET, env=env)
     )
     result = invoke_cli("schedules", "pasue", "x")
     assert result.exit_code == 2 and "No such command 'pasue'" in result.stderr

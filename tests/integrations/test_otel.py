@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 from tests.conftest import wait_until
 from tests.support.otel_node import resize_handler
-from tests.support.procs import start_module, stop_node
+from tests.support.procs import start_ready, stop_node
 
 import bgjobs
 from bgjobs.adapters.base import Store
@@ -216,7 +216,7 @@ def test_a_trace_is_carried_to_a_worker_in_another_process(
         ok = bg.enqueue("work", {"image": 1})
         bad = bg.enqueue("work", {"fail": True})
     bg.store.close()
-    worker = start_module(
+    worker = start_ready(
         "tests.support.otel_node", database_url, str(spans_file), "--enqueue-context", mode
     )
     try:

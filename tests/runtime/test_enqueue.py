@@ -112,9 +112,10 @@ def test_cancel_a_waiting_job(store: Store) -> None:
     bg = build(store, recorder)
     job = bg.enqueue("send", delay=timedelta(hours=1))
     cancelled = bg.cancel(job.id)
-    assert cancelled is not None and cancelled.state is bgjobs.JobState.CANCELLED
+    assert cancelled.outcome is bgjobs.CancelOutcome.CANCELLED and cancelled.stopped
+    assert cancelled.job is not None and cancelled.job.state is bgjobs.JobState.CANCELLED
     assert [e.job.id for e in recorder.of(JobCancelled)] == [job.id]
     again = bg.cancel(job.id)
-    assert again is not None and again.state is bgjobs.JobState.CANCELLED
+    assert again.outcome is bgjobs.CancelOutcome.FINISHED and again.stopped
     assert len(recorder.of(JobCancelled)) == 1, "no event for a job that was already finished"
-    assert bg.cancel(999_999) is None
+    assert bg.cancel(999_999) == bgjobs.Cancellation(bgjobs.CancelOutcome.NOT_FOUND, None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -25,19 +25,6 @@ from bgjobs.events import (
 )
 
 FAST_RETRY = bgjobs.constant(timedelta(milliseconds=20))
-
-
-@pytest.fixture
-def started() -> Iterator[Callable[[bgjobs.BgJobs], bgjobs.BgJobs]]:
-    runtimes: list[bgjobs.BgJobs] = []
-
-    def start(bg: bgjobs.BgJobs) -> bgjobs.BgJobs:
-        runtimes.append(bg)
-        return bg.start()
-
-    yield start
-    for bg in runtimes:
-        bg.stop(timeout=5)
 
 
 def finished(store: Store, state: bgjobs.JobState) -> list[bgjobs.Job]:

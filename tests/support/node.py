@@ -6,28 +6,34 @@ MODE drain: one queue "work" whose handler records each job it runs.
 MODE tick:  an every-second scheduled job "tick" that records each occurrence it runs.
 MODE deploy: one queue "work" with the workers named by --workers (a rolling deploy's old or new
             code); each records its runs under its own name.
+MODE cancel: queue "work" with handlers that run until cancelled: "coop" (watches
+            job.cancelled), "blocking" (sleeps in C) and "async" (awaits); records each
+            JobStarted ("started") and JobCancelled ("cancelled") with the wall-clock time.
 Prints "ready" once started; SIGTERM stops it gracefully.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from tests.support import results
 
 import bgjobs
+from bgjobs.events import Event, JobCancelled, JobStarted
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
-    parser.add_argument("mode", choices=["drain", "tick", "slow", "mixed", "deploy"])
+    parser.add_argument("mode", choices=["drain", "tick", "slow", "mixed", "deploy", "cancel"])
     parser.add_argument("--enqueue", type=int, default=0, help="jobs this node enqueues itself")
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--poll", type=float, default=0.1)
@@ -69,6 +75,8 @@ def main() -> None:
             .with_poll_interval(timedelta(seconds=args.poll))
             .with_workers([bgjobs.worker(name, record) for name in args.workers.split(",")])
         )
+    elif args.mode == "cancel":
+        spec = with_cancellable_workers(spec, conn, node)
     elif args.mode in ("drain", "slow", "mixed"):
         spec = spec.with_queue(
             bgjobs.queue("work")
@@ -99,6 +107,33 @@ def main() -> None:
         pass
     bg.stop()
     sys.exit(0)
+
+
+def with_cancellable_workers(
+    spec: bgjobs.BgJobsSpec, conn: Callable[[], object], node: str
+) -> bgjobs.BgJobsSpec:
+    def coop(job: bgjobs.Job) -> None:
+        while not job.cancelled:
+            time.sleep(0.005)
+
+    def blocking(job: bgjobs.Job) -> None:
+        time.sleep(60)
+
+    async def waiting(job: bgjobs.Job) -> None:
+        await asyncio.sleep(60)
+
+    def record(event: Event) -> None:
+        if isinstance(event, JobStarted | JobCancelled):
+            kind = "started" if isinstance(event, JobStarted) else "cancelled"
+            results.record(conn(), kind, event.job.id, time.time_ns() // 1000, node)
+
+    return spec.with_event_listener(record).with_queue(
+        bgjobs.queue("work")
+        .with_max_concurrent_jobs(5)
+        .with_worker(bgjobs.worker("coop", coop))
+        .with_worker(bgjobs.worker("blocking", blocking))
+        .with_worker(bgjobs.worker("async", waiting))
+    )
 
 
 if __name__ == "__main__":

@@ -16,16 +16,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_node(url: str, mode: str, *extra: str) -> subprocess.Popen[str]:
-    return start_module("tests.support.node", url, mode, *extra)
+    return start_ready("tests.support.node", url, mode, *extra)
 
 
-def start_module(module: str, *args: str) -> subprocess.Popen[str]:
-    """Run ``python -m module args...`` and wait for it to print "ready"."""
+def start_ready(module: str, *args: str, stdin: bool = False) -> subprocess.Popen[str]:
+    """``python -m module args...``, returned once it printed "ready" (``stdin``: piped)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
         [sys.executable, "-m", module, *args],
         cwd=ROOT,
         env=env,
+        stdin=subprocess.PIPE if stdin else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -35,7 +36,7 @@ def start_module(module: str, *args: str) -> subprocess.Popen[str]:
     if line.strip() != "ready":
         proc.kill()
         _, err = proc.communicate(timeout=10)
-        raise AssertionError(f"node did not start: {line!r} {err[-2000:]}")
+        raise AssertionError(f"{module} did not start: {line!r} {err[-2000:]}")
     return proc
 
 

@@ -7,13 +7,14 @@ everything but the SQL, and pass the same contract suite (tests/adapters/test_co
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from bgjobs.job import Job, JobError, JobState, NewJob, Progress
+from bgjobs.job import Cancellation, Job, JobError, JobState, NewJob, Progress
 
 SCHEMA_VERSION = 8
 """The schema version this release of bgjobs reads and writes."""
@@ -25,6 +26,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # out of attempts: archive as failed
     DISCARDED = "discarded"  # failed on purpose or poison input: archive as discarded
     SNOOZED = "snoozed"  # back to the queue after ``delay``; the attempt does not count
+    CANCELLED = "cancelled"  # cancelled while it ran: archive as cancelled
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,15 @@ class RescueResult:
     failed: list[Job]  # out of attempts: archived as failed
 
 
+@dataclass(frozen=True)
+class InEventLoop:
+    """A caller's async connection and the event loop it belongs to (``aenqueue(conn=...)``):
+    the store runs its statements on that loop while the caller awaits."""
+
+    conn: object
+    loop: asyncio.AbstractEventLoop
+
+
 class Wakeup(Protocol):
     """A running channel that calls back when jobs may be waiting (queue name, or None = all)."""
 
@@ -275,6 +286,8 @@ class Wakeup(Protocol):
 
 WakeCallback = Callable[[str | None], None]
 EventCallback = Callable[[str, str | None], None]  # (kind: "lost"|"restored", error)
+# A running job may have been asked to stop: its id, or None for "look for any".
+CancelCallback = Callable[[int | None], None]
 
 
 class Store(Protocol):
@@ -318,8 +331,11 @@ class Store(Protocol):
         """The store's clock (the database's on Postgres), tz-aware UTC."""
 
     # producing -------------------------------------------------------------------------------
-    def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
-        """Insert in one transaction. A job whose unique_key is taken is skipped (not returned)."""
+    def insert_jobs(self, jobs: Sequence[NewJob], *, conn: object = None) -> list[Job]:
+        """Insert in one transaction; one Job per NewJob, in order. A NewJob whose unique_key an
+        earlier job holds gives that job back with ``conflict`` set (its fields replaced first
+        when the NewJob asks and the earlier job still waits). ``conn``: the caller's open
+        connection to write in, inside the caller's transaction (see ``SharedStore``)."""
 
     # consuming -------------------------------------------------------------------------------
     def claim(self, request: ClaimRequest) -> list[Job]:
@@ -407,8 +423,12 @@ class Store(Protocol):
     ) -> list[int]:
         """Put finished jobs (failed, discarded, cancelled) back to run now, attempts reset."""
 
-    def cancel_job(self, job_id: int) -> Job | None:
-        """Archive a waiting job as cancelled. Returns None if absent; raises if running."""
+    def cancel_job(self, job_id: int, *, conn: object = None) -> Cancellation:
+        """Archive a waiting job as cancelled, or ask the node running it to stop it (it then
+        archives it as cancelled); a finished job is left as it is. ``conn`` as for insert_jobs."""
+
+    def cancel_requested(self, node_id: str) -> list[int]:
+        """The jobs this node runs that someone asked to cancel."""
 
     def delete_job(self, job_id: int) -> bool:
         """Delete a waiting or finished job. Raises if running."""
@@ -416,9 +436,18 @@ class Store(Protocol):
     def prune(self, older_than: timedelta, states: Sequence[JobState]) -> int:
         """Delete archived jobs in ``states`` that finished more than ``older_than`` ago."""
 
+    def prune_keys(self) -> int:
+        """Forget unique keys that no job holds any more; how many."""
+
     # wake-up ---------------------------------------------------------------------------------
-    def start_wakeup(self, on_wake: WakeCallback, on_channel: EventCallback) -> Wakeup:
-        """Start noticing jobs written by other processes; calls ``on_wake`` from its own thread."""
+    def start_wakeup(
+        self,
+        on_wake: WakeCallback,
+        on_channel: EventCallback,
+        on_cancel: CancelCallback | None = None,
+    ) -> Wakeup:
+        """Start noticing jobs written by other processes, and (``on_cancel``) requests to cancel
+        running jobs; calls back from its own thread."""
 
 
 SCHEDULE_KEY_PREFIX = "schedule:"

@@ -6,10 +6,9 @@ driver, apply below it), so there is no policy to keep in step between dialects.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Literal
 
 from bgjobs.adapters.base import (
     SCHEMA_VERSION,
@@ -27,13 +26,14 @@ from bgjobs.adapters.base import (
     rescue_error,
 )
 from bgjobs.errors import RuntimeStateError, SchemaError
-from bgjobs.job import Job, JobError, JobState, NewJob
+from bgjobs.job import Conflict, Job, JobError, JobState, NewJob, UniqueHold
 
 # completing ---------------------------------------------------------------------------------
 _FINAL_STATE = {
     Outcome.SUCCEEDED: JobState.SUCCEEDED,
     Outcome.FAILED: JobState.FAILED,
     Outcome.DISCARDED: JobState.DISCARDED,
+    Outcome.CANCELLED: JobState.CANCELLED,
 }
 
 
@@ -185,6 +185,130 @@ def removed_records(runs: Iterable[Job], now: datetime) -> list[ScheduleRecord]:
     ]
 
 
+# unique keys --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KeyHold:
+    """A unique key's row (locked for the transaction where rows lock) and the job it points at,
+    read after the lock was granted (None when that job is gone: deleted or pruned)."""
+
+    key: str
+    job_id: int
+    hold: UniqueHold
+    holder: Job | None
+
+
+def judged_by_time(keys: Iterable[KeyHold]) -> bool:
+    """Whether ``key_taken`` needs the time for any of ``keys`` (a finished holder whose hold
+    lasts a period), so that the clock is read only then."""
+    return any(
+        k.holder is not None and k.holder.state.is_finished and k.hold.period is not None
+        for k in keys
+    )
+
+
+def key_taken(key: KeyHold, now: datetime | None) -> bool:
+    """Whether ``key`` still keeps a new job with the same key out. Judged on the holder as it is
+    now, so a job that finishes, fails for good, is discarded or cancelled frees its key at once
+    (unless its hold keeps that state), and one rescued back to its queue keeps it."""
+    holder = key.holder
+    if holder is None or holder.id != key.job_id or holder.unique_key != key.key:
+        return False  # gone, or retried (a retried job comes back without its key)
+    if holder.state is JobState.RUNNING:
+        return key.hold.while_running
+    if not holder.state.is_finished:
+        return True  # waiting
+    if holder.state not in key.hold.after:
+        return False
+    period = key.hold.period
+    if period is None:
+        return True
+    assert now is not None, "judged_by_time() says when the time is needed"
+    finished = holder.finished_at
+    return finished is not None and finished + period > now
+
+
+@dataclass(frozen=True)
+class UniqueBatch:
+    """A batch with each unique key once: ``jobs`` to insert (keyless ones, and the first request
+    of each key with later replacing requests folded in), and for each request given, the index
+    in ``jobs`` it became and how it met an earlier request of its key (None: it is the first)."""
+
+    jobs: list[NewJob]
+    became: list[int]
+    conflicts: list[Conflict | None]
+
+
+def unique_batch(requests: Sequence[NewJob]) -> UniqueBatch:
+    """Uniqueness within a batch: a later request of a key is a duplicate of the first."""
+    jobs: list[NewJob] = []
+    became: list[int] = []
+    conflicts: list[Conflict | None] = []
+    first_of: dict[str, int] = {}
+    for new in requests:
+        key = new.unique_key
+        if key is None or key not in first_of:
+            if key is not None:
+                first_of[key] = len(jobs)
+            became.append(len(jobs))
+            conflicts.append(None)
+            jobs.append(new)
+            continue
+        index = first_of[key]
+        if new.replace:
+            jobs[index] = replaced_by(jobs[index], new)
+        became.append(index)
+        conflicts.append("replaced" if new.replace else "kept")
+    return UniqueBatch(jobs, became, conflicts)
+
+
+def replaced_by(earlier: NewJob, later: NewJob) -> NewJob:
+    """``earlier`` with the fields ``later`` replaces (its ``replace``), as if the two were
+    enqueued one after the other: against an earlier job in the table it then replaces the
+    fields either asked to replace."""
+    fields: dict[str, object] = {"replace": earlier.replace | later.replace}
+    if "payload" in later.replace:
+        fields["raw_payload"] = later.raw_payload
+    if "run_at" in later.replace:
+        fields.update(available_at=later.available_at, delay=later.delay)
+    if "priority" in later.replace:
+        fields["priority"] = later.priority
+    return replace(earlier, **fields)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class KeyPlan:
+    """What to do with requests whose key was already in the keys table."""
+
+    take_over: list[tuple[NewJob, int]] = field(default_factory=list)  # (request, old holder id)
+    replace: list[tuple[int, NewJob]] = field(default_factory=list)  # (waiting holder id, request)
+    keep: dict[str, Job] = field(default_factory=dict)  # key -> holder, left as it is
+    vanished: list[NewJob] = field(default_factory=list)  # key row deleted meanwhile: insert again
+
+
+def plan_keys(
+    requests: Iterable[NewJob], keys: Mapping[str, KeyHold], now: datetime | None
+) -> KeyPlan:
+    """For each request whose key was taken when it was inserted: take the key over when its
+    holder no longer holds it, else replace the holder's fields (when asked and it still waits),
+    else keep the holder."""
+    plan = KeyPlan()
+    for new in requests:
+        assert new.unique_key is not None
+        key = keys.get(new.unique_key)
+        if key is None:
+            plan.vanished.append(new)
+        elif not key_taken(key, now):
+            plan.take_over.append((new, key.job_id))
+        else:
+            holder = key.holder
+            assert holder is not None  # key_taken needs one
+            if new.replace and holder.state in (JobState.AVAILABLE, JobState.SCHEDULED):
+                plan.replace.append((holder.id, new))
+            else:
+                plan.keep[key.key] = holder
+    return plan
+
+
 # rescue -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rescued:
@@ -237,15 +361,12 @@ def too_new(version: int, where: str) -> SchemaError:
 
 
 # operating ----------------------------------------------------------------------------------
-def running_job_error(
-    job_id: int, node: str, action: Literal["cancel", "delete"]
-) -> RuntimeStateError:
-    """An operator asked to cancel or delete a job that a node is running."""
-    if action == "cancel":
-        advice = "it can be cancelled only while waiting. Wait for it to finish, or stop that node."
-    else:
-        advice = "delete it after it finishes."
-    return RuntimeStateError(f"job {job_id} is running on node {node}; {advice}")
+def running_job_error(job_id: int, node: str) -> RuntimeStateError:
+    """An operator asked to delete a job that a node is running."""
+    return RuntimeStateError(
+        f"job {job_id} is running on node {node}; cancel it first (`bgjobs jobs cancel "
+        f"{job_id}`) or delete it after it finishes."
+    )
 
 
 def lists_hot(state: JobState | None) -> bool:

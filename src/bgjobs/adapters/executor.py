@@ -24,7 +24,7 @@ from bgjobs.adapters.base import (
     ScheduleState,
     WaitingName,
 )
-from bgjobs.adapters.decisions import GateFacts, Rescued
+from bgjobs.adapters.decisions import GateFacts, KeyHold, Rescued
 from bgjobs.job import Job, JobError, JobState, NewJob
 
 
@@ -39,6 +39,29 @@ class Executor(Protocol):
     # producing and consuming -------------------------------------------------------------------
     def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
         """Insert in order; a job whose unique_key is taken is skipped (not returned)."""
+
+    def insert_unique(self, jobs: Sequence[NewJob]) -> list[Job]:
+        """Insert in order jobs with unique keys (each key once) and keyless ones, each keyed one
+        only if its key is not in the keys table yet (taking it); the inserted ones, in order."""
+
+    def take_over_keys(self, moves: Sequence[tuple[NewJob, int]]) -> list[Job]:
+        """For each (job, old holder id): move the job's key from that holder to the job, and
+        insert it; the inserted ones, in order (a key that moved meanwhile inserts nothing)."""
+
+    def key_holds(self, keys: Sequence[str]) -> list[KeyHold]:
+        """The rows of ``keys`` that exist, each with the job it points at (locked for this
+        transaction where rows lock; the holders read after the lock is granted)."""
+
+    def replace_waiting(self, replacements: Sequence[tuple[int, NewJob]]) -> list[Job]:
+        """For each (job id, request): set the fields the request replaces, if the job still
+        waits; the jobs changed."""
+
+    def key_slice(self, after: str, limit: int) -> list[KeyHold]:
+        """Up to ``limit`` keys after ``after``, in key order, whose job is not waiting or
+        running with that key (those that may have stopped holding), with their holders."""
+
+    def delete_keys(self, keys: Sequence[KeyHold]) -> int:
+        """Forget these keys, each only while it still points at the same job."""
 
     def claim(self, request: ClaimRequest) -> list[Job]:
         """Reserve up to ``request.limit`` due jobs, in claim order."""
@@ -176,6 +199,12 @@ class Executor(Protocol):
 
     def cancel(self, job_id: int) -> Job:
         """Move a waiting job to the archive as cancelled; the archived job."""
+
+    def request_cancel(self, job_id: int) -> Job | None:
+        """Flag a running job for its node to stop (None if it is not running)."""
+
+    def cancel_requested(self, node_id: str) -> list[int]:
+        """The ids of the node's jobs flagged by ``request_cancel``."""
 
     def delete_hot(self, job_id: int) -> int: ...
 

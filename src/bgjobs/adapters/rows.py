@@ -24,7 +24,7 @@ from bgjobs.adapters.base import (
     ScheduleState,
     hot_state,
 )
-from bgjobs.job import Job, JobError, JobState, NewJob, Progress
+from bgjobs.job import Job, JobError, JobState, NewJob, Progress, UniqueHold
 
 Row = Sequence[Any]
 ToTime = Callable[[Any], datetime]
@@ -57,12 +57,18 @@ HOT_COLUMNS = (
     "meta",
     "progress",
     "progress_message",
+    "cancel_requested_at",
 )
-# What a job keeps as it moves to the archive: all but its lease (its errors get the final one).
-CARRIED_COLUMNS = tuple(c for c in HOT_COLUMNS if c not in ("lease_expires_at", "errors"))
+# What a job keeps as it moves to the archive: all but its lease and a pending cancel request
+# (its errors get the final one).
+CARRIED_COLUMNS = tuple(
+    c for c in HOT_COLUMNS if c not in ("lease_expires_at", "errors", "cancel_requested_at")
+)
 # The archive (finished jobs).
 ARCHIVE_COLUMNS = (*CARRIED_COLUMNS, "errors", "state", "finished_at")
 NODE_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "queues", "offers")
+# A unique key: the job holding it, and its hold (UniqueHold, stored as written by hold_values).
+KEY_COLUMNS = ("key", "job_id", "while_running", "keep_states", "period_us")
 # A schedule's history (one entry per due time, or per span of them).
 HISTORY_COLUMNS = (
     "id",
@@ -107,6 +113,7 @@ ARCHIVE_SELECT = select_list(ARCHIVE_COLUMNS)
 CARRIED_SELECT = select_list(CARRIED_COLUMNS)
 NODE_SELECT = select_list(NODE_COLUMNS)
 HISTORY_SELECT = select_list(HISTORY_COLUMNS)
+KEY_SELECT = select_list(KEY_COLUMNS)
 # SCHEDULE_STATE_COLUMNS from a schedule (alias s), its pending run (j) and newest entry (h).
 SCHEDULE_STATE_SELECT = ", ".join(
     [
@@ -166,7 +173,7 @@ def parse_errors(text: str | None) -> tuple[JobError, ...]:
 # The columns both tables hold, read from either by name into one Job builder.
 _JOB_COLUMNS = (*CARRIED_COLUMNS, "errors")
 _hot_common = picker(HOT_COLUMNS, *_JOB_COLUMNS)
-_hot_lease = picker(HOT_COLUMNS, "lease_expires_at")
+_hot_only = picker(HOT_COLUMNS, "lease_expires_at", "cancel_requested_at")
 _archive_common = picker(ARCHIVE_COLUMNS, *_JOB_COLUMNS)
 _archive_end = picker(ARCHIVE_COLUMNS, "state", "finished_at")
 
@@ -174,9 +181,14 @@ _archive_end = picker(ARCHIVE_COLUMNS, "state", "finished_at")
 def hot_job(row: Row, to_time: ToTime, now: datetime) -> Job:
     """A hot-table row (HOT_COLUMNS first; a backend may append columns of its own). Its state
     is derived against ``now``: running when reserved, else scheduled until due."""
-    lease = _hot_lease(row)
-    lease_expires_at = None if lease is None else to_time(lease)
-    return _job(_hot_common(row), to_time, now=now, lease_expires_at=lease_expires_at)
+    lease, cancel = _hot_only(row)
+    return _job(
+        _hot_common(row),
+        to_time,
+        now=now,
+        lease_expires_at=None if lease is None else to_time(lease),
+        cancel_requested_at=None if cancel is None else to_time(cancel),
+    )
 
 
 def archived_job(row: Row, to_time: ToTime) -> Job:
@@ -194,6 +206,7 @@ def _job(
     now: datetime | None = None,
     state: JobState | None = None,
     lease_expires_at: datetime | None = None,
+    cancel_requested_at: datetime | None = None,
     finished_at: datetime | None = None,
 ) -> Job:
     """The one place a stored job becomes a ``Job``: ``values`` in _JOB_COLUMNS order, plus what
@@ -243,6 +256,7 @@ def _job(
         errors=parse_errors(errors),
         raw_meta=meta,
         progress=None if progress is None else Progress(progress, progress_message or ""),
+        cancel_requested_at=cancel_requested_at,
     )
 
 
@@ -396,3 +410,22 @@ def _maybe(values: dict[str, Any], to_time: ToTime) -> Callable[[str], datetime 
         return None if value is None else to_time(value)
 
     return time
+
+
+def hold_values(hold: UniqueHold) -> tuple[bool, str, int | None]:
+    """A hold as stored: while_running, keep_states (a JSON array of state names), period_us."""
+    states = json.dumps(sorted(state.value for state in hold.after))
+    period = None if hold.period is None else microseconds(hold.period)
+    return hold.while_running, states, period
+
+
+def key_row(row: Row) -> tuple[str, int, UniqueHold]:
+    """A key row (KEY_COLUMNS): the key, the id of the job holding it, and its hold."""
+    key = dict(zip(KEY_COLUMNS, row, strict=True))
+    period = key["period_us"]
+    hold = UniqueHold(
+        while_running=bool(key["while_running"]),
+        after=frozenset(JobState(state) for state in json.loads(key["keep_states"])),
+        period=None if period is None else timedelta(microseconds=period),
+    )
+    return key["key"], key["job_id"], hold

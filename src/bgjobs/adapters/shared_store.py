@@ -5,7 +5,10 @@ and what to do with their rows. A backend subclasses ``SharedStore`` and supplie
 Scopes: ``_reading`` runs reads; ``_writing`` runs one write whose atomicity the executor owns
 (one statement, or a transaction it opens); ``_transaction`` makes several executor calls
 atomic. SQLite writes always take its write lock; Postgres runs single statements in autocommit,
-which is one round trip each on the hot paths (enqueue, claim, complete).
+which is one round trip each on the hot paths (enqueue, claim, complete). ``_caller`` runs in
+the caller's own transaction on the caller's connection (enqueue and cancel with ``conn=``):
+bgjobs then never begins, commits or rolls back, so what it wrote exists only if the caller
+commits, and the backend refuses a connection that is not inside a transaction.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime, timedelta
+from operator import attrgetter
 
 from bgjobs.adapters import decisions
 from bgjobs.adapters.base import (
@@ -34,10 +39,16 @@ from bgjobs.adapters.base import (
     schedule_key,
 )
 from bgjobs.adapters.executor import Executor
-from bgjobs.job import Job, JobError, JobState, NewJob
+from bgjobs.errors import RuntimeStateError
+from bgjobs.job import Cancellation, CancelOutcome, Conflict, Job, JobError, JobState, NewJob
 
 PRUNE_SLICE = 5000  # archived jobs per prune transaction, so a huge prune never blocks for long
 _GATE_ATTEMPTS = 5  # a run's gate tries again when the slot was freed in between
+KEY_SLICE = 1000  # unique keys looked at per transaction when forgetting those nobody holds
+# Rounds of "insert, else read the key's holder": a second one is needed only when the key row
+# was forgotten (prune_keys) between the two.
+KEY_ROUNDS = 5
+_unique_key = attrgetter("unique_key")  # never empty when set
 
 
 class SharedStore(ABC):
@@ -51,14 +62,26 @@ class SharedStore(ABC):
     def _transaction(self) -> AbstractContextManager[Executor]: ...
 
     @abstractmethod
+    def _caller(self, conn: object) -> AbstractContextManager[Executor]:
+        """The caller's connection, checked (same database, inside a transaction)."""
+
+    @abstractmethod
     def now(self) -> datetime: ...
 
+    def _write_scope(self, conn: object, *, atomic: bool) -> AbstractContextManager[Executor]:
+        if conn is not None:
+            return self._caller(conn)
+        return self._transaction() if atomic else self._writing()
+
     # producing ---------------------------------------------------------------------------------
-    def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
+    def insert_jobs(self, jobs: Sequence[NewJob], *, conn: object = None) -> list[Job]:
         if not jobs:
             return []
-        with self._writing() as tx:
-            return tx.insert_jobs(jobs)
+        if not any(map(_unique_key, jobs)):  # C speed: plain enqueues pay almost nothing
+            with self._write_scope(conn, atomic=False) as tx:
+                return tx.insert_jobs(jobs)
+        with self._write_scope(conn, atomic=True) as tx:
+            return insert_with_keys(tx, jobs)
 
     # consuming ---------------------------------------------------------------------------------
     def claim(self, request: ClaimRequest) -> list[Job]:
@@ -97,8 +120,7 @@ class SharedStore(ABC):
                     continue
                 next_run = None
                 if completion.next_run is not None:
-                    inserted = tx.insert_jobs([completion.next_run])
-                    next_run = inserted[0] if inserted else None
+                    next_run = _inserted(insert_with_keys(tx, [completion.next_run])[0])
                 if completion.job.schedule is not None:
                     _settle_scheduled_run(tx, completion, state, next_run)
                 results.append(Applied(applied=True, next_run=next_run))
@@ -186,8 +208,7 @@ class SharedStore(ABC):
                 tx.delete_hot(run.remove)
             if run.insert is None:
                 return run.keep
-            inserted = tx.insert_jobs([run.insert])
-            new_run = inserted[0] if inserted else None
+            new_run = _inserted(insert_with_keys(tx, [run.insert])[0])
             if run.records:
                 tx.schedule_record(decisions.resolve_records(run.records, new_run))
             return new_run
@@ -291,20 +312,28 @@ class SharedStore(ABC):
         with self._writing() as tx:
             return tx.retry(None if all_failed else job_ids, name)
 
-    def cancel_job(self, job_id: int) -> Job | None:
-        with self._transaction() as tx:
+    def cancel_job(self, job_id: int, *, conn: object = None) -> Cancellation:
+        with self._write_scope(conn, atomic=True) as tx:
             job = tx.get_hot(job_id, for_update=True)
             if job is None:
-                return tx.get_archived(job_id)
-            if job.reserved_by is not None:
-                raise decisions.running_job_error(job_id, job.reserved_by, "cancel")
-            return tx.cancel(job_id)
+                finished = tx.get_archived(job_id)
+                outcome = CancelOutcome.NOT_FOUND if finished is None else CancelOutcome.FINISHED
+                return Cancellation(outcome, finished)
+            if job.reserved_by is None:
+                return Cancellation(CancelOutcome.CANCELLED, tx.cancel(job_id))
+            flagged = tx.request_cancel(job_id)
+            assert flagged is not None, "the running row is locked by this transaction"
+            return Cancellation(CancelOutcome.REQUESTED, flagged)
+
+    def cancel_requested(self, node_id: str) -> list[int]:
+        with self._reading() as tx:
+            return tx.cancel_requested(node_id)
 
     def delete_job(self, job_id: int) -> bool:
         with self._transaction() as tx:
             job = tx.get_hot(job_id, for_update=True)
             if job is not None and job.reserved_by is not None:
-                raise decisions.running_job_error(job_id, job.reserved_by, "delete")
+                raise decisions.running_job_error(job_id, job.reserved_by)
             return tx.delete_hot(job_id) + tx.delete_archived(job_id) > 0
 
     def prune(self, older_than: timedelta, states: Sequence[JobState]) -> int:
@@ -327,6 +356,20 @@ class SharedStore(ABC):
             if count < PRUNE_SLICE:
                 return total
 
+    def prune_keys(self) -> int:
+        forgotten = 0
+        after = ""
+        while True:  # in slices, each its own transaction
+            with self._transaction() as tx:
+                keys = tx.key_slice(after, KEY_SLICE)
+                now = tx.now()
+                stale = [key for key in keys if not decisions.key_taken(key, now)]
+                if stale:
+                    forgotten += tx.delete_keys(stale)
+            if len(keys) < KEY_SLICE:
+                return forgotten
+            after = keys[-1].key
+
 
 def _settle_scheduled_run(
     tx: Executor, completion: Completion, state: JobState, next_run: Job | None
@@ -344,3 +387,71 @@ def _settle_scheduled_run(
         )
     ran = decisions.ran_record(completion, state)
     tx.schedule_record([ran, *decisions.resolve_records(completion.history, next_run)])
+
+
+def insert_with_keys(tx: Executor, requests: Sequence[NewJob]) -> list[Job]:
+    """Insert ``requests``, some with unique keys, in one transaction; one Job per request, in
+    order. The keys table decides who gets a key: a request whose key is taken reads the key's
+    holder under its lock and takes the key over when the holder no longer holds it, else gets
+    the holder back with ``conflict`` set (its fields replaced first, when asked and it waits)."""
+    batch = decisions.unique_batch(requests)
+    done: dict[int, Job] = {}  # index in batch.jobs -> what it became
+    waiting = dict(enumerate(batch.jobs))
+    for _ in range(KEY_ROUNDS):
+        lost = _place(tx.insert_unique(list(waiting.values())), waiting, done)
+        if lost:
+            _settle(tx, batch.jobs, lost, done)
+        waiting = {index: batch.jobs[index] for index in lost.values()}
+        if not waiting:
+            break
+    else:
+        raise RuntimeStateError(
+            f"could not settle unique keys {sorted(lost)} after {KEY_ROUNDS} rounds; "
+            "retry the enqueue"
+        )
+    return [
+        done[index] if conflict is None else replace(done[index], conflict=conflict)
+        for index, conflict in zip(batch.became, batch.conflicts, strict=True)
+    ]
+
+
+def _settle(tx: Executor, jobs: list[NewJob], lost: dict[str, int], done: dict[int, Job]) -> None:
+    """Settle the requests whose keys were taken (``lost``: key -> index in ``jobs``); what is
+    left in ``lost`` lost its key row meanwhile and is inserted again."""
+    keys = {key.key: key for key in tx.key_holds(sorted(lost))}
+    now = tx.now() if decisions.judged_by_time(keys.values()) else None
+    plan = decisions.plan_keys((jobs[i] for i in lost.values()), keys, now)
+    for job in tx.take_over_keys(plan.take_over) if plan.take_over else ():
+        assert job.unique_key is not None
+        done[lost.pop(job.unique_key)] = job
+    replaced = {job.id: job for job in tx.replace_waiting(plan.replace)} if plan.replace else {}
+    for holder_id, new in plan.replace:
+        assert new.unique_key is not None
+        holder = replaced.get(holder_id)
+        conflict: Conflict = "kept" if holder is None else "replaced"  # None: claimed meanwhile
+        holder = holder or keys[new.unique_key].holder
+        assert holder is not None
+        done[lost.pop(new.unique_key)] = replace(holder, conflict=conflict)
+    for key, holder in plan.keep.items():
+        done[lost.pop(key)] = replace(holder, conflict="kept")
+
+
+def _place(inserted: list[Job], waiting: dict[int, NewJob], done: dict[int, Job]) -> dict[str, int]:
+    """Record the inserted jobs against the requests they came from; the keys (-> request index)
+    that were taken already."""
+    by_key = {job.unique_key: job for job in inserted if job.unique_key is not None}
+    plain = iter([job for job in inserted if job.unique_key is None])
+    lost: dict[str, int] = {}
+    for index, new in waiting.items():
+        if new.unique_key is None:
+            done[index] = next(plain)
+        elif new.unique_key in by_key:
+            done[index] = by_key[new.unique_key]
+        else:
+            lost[new.unique_key] = index
+    return lost
+
+
+def _inserted(job: Job) -> Job | None:
+    """A job just inserted, or None when the request met an earlier job holding its key."""
+    return None if job.duplicate else job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection
 from datetime import datetime
 
@@ -13,7 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from bgjobs.adapters.base import JobFilter
+from bgjobs.adapters.base import JobFilter, Store
 from bgjobs.cli.database import connected, database_option
 from bgjobs.cli.output import CliError, job_to_dict, print_json
 from bgjobs.cli.params import POSITIVE_BIGINT, UTF8_TEXT
@@ -26,7 +27,7 @@ from bgjobs.cli.render import (
     progress_text,
 )
 from bgjobs.errors import PayloadError
-from bgjobs.job import Job, JobState
+from bgjobs.job import CancelOutcome, Job, JobState
 
 STATES = tuple(state.value for state in JobState)
 STATE_STYLES = {
@@ -154,27 +155,73 @@ def _not_retried(job_id: int, job: Job | None, name: str | None) -> str:
 @jobs.command()
 @database_option
 @click.argument("job_id", metavar="ID", type=POSITIVE_BIGINT)
-def cancel(database_url: str | None, job_id: int) -> None:
-    """Cancel a waiting job (it is archived as cancelled and can be retried later).
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="For a running job: wait up to SECONDS until its node has stopped it.",
+)
+def cancel(database_url: str | None, job_id: int, wait_seconds: float | None) -> None:
+    """Cancel a job. A waiting job is archived as cancelled at once; a running one is stopped
+    by the node running it (within about a second), which archives it as cancelled and emits
+    JobCancelled. Either can be retried later.
+
+    Exit status 0: cancelled, cancel requested, or already cancelled. 1: no such job, it had
+    already finished otherwise, or (--wait) it finished otherwise or did not stop in time.
 
     \b
-    Example:
+    Examples:
       bgjobs jobs cancel 42
+      bgjobs jobs cancel 42 --wait 10
     """
     with connected(database_url) as store:
-        before = store.get_job(job_id)
-        job = store.cancel_job(job_id)
-    if job is None:
-        raise CliError(f"no job with id {job_id}")
-    if before is not None and before.state.is_finished:
-        if before.state is JobState.CANCELLED:
-            click.echo(f"job {job_id} was already cancelled")
+        result = store.cancel_job(job_id)
+        job = result.job
+        if result.outcome is CancelOutcome.NOT_FOUND or job is None:
+            raise CliError(f"no job with id {job_id}")
+        if result.outcome is CancelOutcome.FINISHED:
+            if job.state is JobState.CANCELLED:
+                click.echo(f"job {job_id} was already cancelled")
+                return
+            raise CliError(
+                f"job {job_id} already finished as {job.state.value}; there is nothing to cancel"
+            )
+        if result.outcome is CancelOutcome.CANCELLED:
+            click.echo(f"cancelled {job.name}#{job.id}")
             return
-        raise CliError(
-            f"job {job_id} already finished as {before.state.value}; "
-            "only waiting jobs can be cancelled"
+        click.echo(
+            f"cancel requested for {job.name}#{job.id}, running on node {job.reserved_by}: "
+            "the node stops it and archives it as cancelled"
         )
-    click.echo(f"cancelled {job.name}#{job.id}")
+        if wait_seconds is None:
+            return
+        final = _finished(store, job_id, wait_seconds)
+    if final is None:
+        raise CliError(
+            f"job {job_id} has not stopped within {wait_seconds:g}s; is node "
+            f"{job.reserved_by} alive (`bgjobs status`)? A dead node's jobs are rescued after "
+            "its lease, then cancelled instead of run"
+        )
+    if final.state is not JobState.CANCELLED:
+        raise CliError(
+            f"job {job_id} finished as {final.state.value} before the cancel reached its node"
+        )
+    click.echo(f"cancelled {final.name}#{final.id}")
+
+
+def _finished(store: Store, job_id: int, timeout: float) -> Job | None:
+    """The job once it has finished, or None after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job = store.get_job(job_id)
+        if job is None:
+            raise CliError(f"job {job_id} was deleted while waiting for it to stop")
+        if job.state.is_finished:
+            return job
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
 
 
 @jobs.command()
@@ -201,7 +248,10 @@ def _when(job: Job) -> str:
 
 
 def _state(job: Job) -> Text:
-    return Text(job.state.value, style=STATE_STYLES.get(job.state.value, ""))
+    text = job.state.value
+    if job.cancel_requested_at is not None and not job.state.is_finished:
+        text += " (cancelling)"  # its node stops it within about a second
+    return Text(text, style=STATE_STYLES.get(job.state.value, ""))
 
 
 def jobs_table(found: list[Job], no_worker: Collection[int] = (), *, whole: bool = False) -> Table:
@@ -256,6 +306,7 @@ def job_detail(job: Job) -> RenderableType:
         ("reserved by", job.reserved_by),
         ("lease until", clock(job.lease_expires_at) if job.lease_expires_at else None),
         ("finished", clock(job.finished_at) if job.finished_at else None),
+        ("cancel asked", clock(job.cancel_requested_at) if job.cancel_requested_at else None),
         ("schedule", job.schedule),
         ("unique key", job.unique_key),
         ("progress", progress_text(job.progress, bar=20) if job.progress else None),

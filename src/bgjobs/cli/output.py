@@ -150,6 +150,7 @@ def job_to_dict(job: Job) -> dict[str, Any]:
         "reserved_at": stamp(job.reserved_at),
         "lease_expires_at": stamp(job.lease_expires_at),
         "finished_at": stamp(job.finished_at),
+        "cancel_requested_at": stamp(job.cancel_requested_at),
         "unique_key": job.unique_key,
         "schedule": job.schedule,
         "progress": None if job.progress is None else asdict(job.progress),

@@ -17,13 +17,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from types import TracebackType
 
-from bgjobs.adapters.base import ScheduleRecord, Store
+from bgjobs.adapters.base import InEventLoop, ScheduleRecord, Store
 from bgjobs.adapters.urls import open_store
 from bgjobs.builder import QueueSpec, RuntimeSpec
 from bgjobs.events import (
     Event,
     EventDispatcher,
     JobCancelled,
+    JobDeduplicated,
     JobEnqueued,
     Listener,
     Migrated,
@@ -33,7 +34,7 @@ from bgjobs.events import (
     StoreError,
 )
 from bgjobs.instrumentation import combined
-from bgjobs.job import Job, NewJob, encode_meta
+from bgjobs.job import Cancellation, CancelOutcome, Job, NewJob, encode_meta
 from bgjobs.job_requests import JobRequest
 from bgjobs.payload import JSON
 from bgjobs.runtime import schedule_control
@@ -43,6 +44,7 @@ from bgjobs.runtime.lifecycle import Lifecycle, LifecycleConfig, State, new_node
 from bgjobs.runtime.routing import Routes, unknown_worker
 from bgjobs.runtime.scheduled_jobs import ScheduledJobs, ScheduleInfo
 from bgjobs.runtime.store_facade import reporting
+from bgjobs.unique import Unique
 
 __all__ = [
     "BgJobs",
@@ -179,32 +181,55 @@ class BgJobs:
         delay: timedelta | None = None,
         at: datetime | None = None,
         priority: int = 0,
+        unique: Unique | None = None,
+        conn: object = None,
     ) -> Job:
-        """Persist a job and return it. Lower priority numbers run first."""
-        return self.enqueue_many([JobRequest(name, payload, delay, at, priority)])[0]
+        """Persist a job and return it. Lower priority numbers run first.
 
-    def enqueue_many(self, requests: Iterable[JobRequest | tuple[str, JSON]]) -> list[Job]:
-        """Insert many jobs in one transaction (all or nothing)."""
+        ``unique=bgjobs.Unique(...)``: insert it only if no earlier job holds the same key;
+        otherwise the earlier job comes back with ``job.duplicate`` True (``JobDeduplicated``).
+        ``conn``: your open connection (psycopg, sqlite3 or sqlite-utils, inside a transaction)
+        to write the job in your transaction: it exists, and wakes nodes, only if you commit."""
+        request = JobRequest(name, payload, delay, at, priority, unique)
+        return self.enqueue_many([request], conn=conn)[0]
+
+    def enqueue_many(
+        self, requests: Iterable[JobRequest | tuple[str, JSON]], *, conn: object = None
+    ) -> list[Job]:
+        """Insert many jobs in one transaction (all or nothing); one Job per request, in order.
+        A unique request whose key an earlier request of the batch took is its duplicate."""
         new_jobs = [
             self._new_job(r if isinstance(r, JobRequest) else JobRequest(r[0], r[1]))
             for r in requests
         ]
         if not new_jobs:
             return []
-        self._open()
+        if conn is None:  # a caller's connection is checked by the store instead
+            self._open()
         if self._instrumentation is None:
-            jobs = self._store.insert_jobs(new_jobs)
+            jobs = self._store.insert_jobs(new_jobs, conn=conn)
         else:
             with self._instrumentation.enqueue(new_jobs) as scope:
                 raw_meta = encode_meta(scope.meta)
                 if raw_meta is not None:
                     new_jobs = [replace(new, raw_meta=raw_meta) for new in new_jobs]
-                jobs = self._store.insert_jobs(new_jobs)
+                jobs = self._store.insert_jobs(new_jobs, conn=conn)
                 scope.inserted(jobs)
+        pending = conn is not None
         for job in jobs:
-            self.emit(JobEnqueued(at=job.created_at, job=job))
-        for queue in {job.queue for job in jobs}:
-            self._lifecycle.notify(queue)
+            if job.conflict is None:
+                self.emit(JobEnqueued(at=job.created_at, job=job, in_transaction=pending))
+            else:
+                replaced = job.conflict == "replaced"
+                self.emit(
+                    JobDeduplicated(
+                        at=self.now(), job=job, replaced=replaced, in_transaction=pending
+                    )
+                )
+        if conn is None:  # in the caller's transaction, the commit wakes nodes (NOTIFY etc.)
+            # A replaced job's run time may have moved closer: its queue is woken too.
+            for queue in {job.queue for job in jobs if job.conflict != "kept"}:
+                self._lifecycle.notify(queue)
         return jobs
 
     async def aenqueue(
@@ -215,25 +240,39 @@ class BgJobs:
         delay: timedelta | None = None,
         at: datetime | None = None,
         priority: int = 0,
+        unique: Unique | None = None,
+        conn: object = None,
     ) -> Job:
-        """``enqueue`` for async code: the database work runs in a thread."""
-        return await asyncio.to_thread(
-            self.enqueue, name, payload, delay=delay, at=at, priority=priority
-        )
+        """``enqueue`` for async code: the database work runs in a thread. ``conn`` may be a
+        ``psycopg.AsyncConnection`` inside a transaction (Postgres)."""
+        request = JobRequest(name, payload, delay, at, priority, unique)
+        return (await self.aenqueue_many([request], conn=conn))[0]
 
-    async def aenqueue_many(self, requests: Iterable[JobRequest | tuple[str, JSON]]) -> list[Job]:
-        return await asyncio.to_thread(self.enqueue_many, list(requests))
+    async def aenqueue_many(
+        self, requests: Iterable[JobRequest | tuple[str, JSON]], *, conn: object = None
+    ) -> list[Job]:
+        return await asyncio.to_thread(self.enqueue_many, list(requests), conn=_in_loop(conn))
 
-    def cancel(self, job_id: int) -> Job | None:
-        """Cancel a waiting job: it is archived as cancelled (``JobCancelled``) and can be retried
-        later. Returns None if there is no such job; raises RuntimeStateError if it is running.
-        A job that already finished is returned unchanged."""
-        self._open()
-        before = self._store.get_job(job_id)
-        job = self._store.cancel_job(job_id)
-        if job is not None and before is not None and not before.state.is_finished:
-            self.emit(JobCancelled(at=self.now(), job=job))
-        return job
+    def cancel(self, job_id: int, *, conn: object = None) -> Cancellation:
+        """Cancel a job. Waiting: it is archived as cancelled now (``JobCancelled`` from here).
+        Running: its node, wherever it is, stops it within about a second and archives it as
+        cancelled (``JobCancelled`` there); the outcome is ``REQUESTED``. Finished: nothing
+        changes and the outcome is ``FINISHED`` (``job.state`` says how it ended); no such job:
+        ``NOT_FOUND``. ``conn`` as for ``enqueue``."""
+        if conn is None:
+            self._open()
+        result = self._store.cancel_job(job_id, conn=conn)
+        if result.outcome is CancelOutcome.CANCELLED:
+            assert result.job is not None
+            pending = conn is not None
+            self.emit(JobCancelled(at=self.now(), job=result.job, in_transaction=pending))
+        elif result.outcome is CancelOutcome.REQUESTED and conn is None:
+            self._lifecycle.cancel_requested(job_id)  # this node may be the one running it
+        return result
+
+    async def acancel(self, job_id: int, *, conn: object = None) -> Cancellation:
+        """``cancel`` for async code (``conn`` may be a ``psycopg.AsyncConnection``)."""
+        return await asyncio.to_thread(self.cancel, job_id, conn=_in_loop(conn))
 
     def get_job(self, job_id: int) -> Job | None:
         """The job as stored now (waiting, running or archived), or None. ``.progress`` is what
@@ -313,3 +352,8 @@ class BgJobs:
     def _on_store_failure(self, operation: str, exc: Exception) -> None:
         # Stamped locally: the database may be what is down.
         self.emit(StoreError(at=self.now(), operation=operation, error=repr(exc)))
+
+
+def _in_loop(conn: object) -> object:
+    """An async caller's connection, with the event loop its statements must run on."""
+    return None if conn is None else InEventLoop(conn, asyncio.get_running_loop())

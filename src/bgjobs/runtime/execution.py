@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from bgjobs.adapters.base import Completion, Outcome
 from bgjobs.builder import QueueSpec, WorkerSpec
 from bgjobs.errors import PayloadError
-from bgjobs.job import Discard, Job, JobError, Snooze
+from bgjobs.job import Cancelled, Discard, Job, JobError, Snooze
 from bgjobs.payload import without_lone_surrogates
 from bgjobs.retry import Backoff
 from bgjobs.runtime.progress import ProgressSlot
@@ -32,8 +32,10 @@ class RunningJob:
     started: float  # the runtime clock's monotonic()
     deadline: float | None = None
     thread_id: int | None = None
-    cancel: Callable[[], None] | None = None
+    cancel: Callable[[], None] | None = None  # async handlers: cancel the coroutine
     progress: ProgressSlot | None = None  # made on the handler's first report
+    # Set when someone cancels the job while it runs (``job.cancelled`` reads it).
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
     _finished: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -114,11 +116,32 @@ def snoozed(job: Job, policy: Policy, delay: timedelta) -> Completion:
     return Completion(job=job, node_id=policy.node_id, outcome=Outcome.SNOOZED, delay=delay)
 
 
+def cancelled(job: Job, policy: Policy, why: str) -> Completion:
+    """Archive as cancelled (a scheduled job's next run still follows), ``why`` in its errors."""
+    error = JobError(at=policy.now(), attempt=job.attempt, type="Cancelled", message=why)
+    follow = policy.follow_up(job)
+    return Completion(
+        job=job,
+        node_id=policy.node_id,
+        outcome=Outcome.CANCELLED,
+        error=error,
+        next_run=follow.next_run,
+        history=follow.history,
+    )
+
+
+def cancel_reason(job: Job) -> str:
+    return f"cancelled while running (attempt {job.attempt})"
+
+
 def precheck(running: RunningJob, policy: Policy, known: Callable[[], str]) -> Completion | None:
-    """Poison input fails its job permanently instead of crashing or looping. A scheduled run
-    first passes its schedule's gate (paused? another run going? defined on this node?): it is
-    never discarded for a worker this node lacks."""
+    """Poison input fails its job permanently instead of crashing or looping. A job whose cancel
+    was requested before this node got it (released or rescued since) is not run. A scheduled
+    run then passes its schedule's gate (paused? another run going? defined on this node?): it
+    is never discarded for a worker this node lacks."""
     job = running.job
+    if job.cancel_requested_at is not None:
+        return cancelled(job, policy, "cancelled before this attempt started")
     if job.schedule is not None and (held := policy.gate(job)) is not None:
         return held
     if running.worker is None:
@@ -137,8 +160,15 @@ def precheck(running: RunningJob, policy: Policy, known: Callable[[], str]) -> C
     return None
 
 
-def outcome_of(job: Job, policy: Policy, exc: BaseException | None) -> Completion:
-    """Map a handler's return (exc None) or exception to a Completion."""
+def outcome_of(
+    job: Job, policy: Policy, exc: BaseException | None, *, cancel_requested: bool = False
+) -> Completion:
+    """Map a handler's return (exc None) or exception to a Completion. A job cancelled while it
+    ran ends cancelled however its handler ended."""
+    if cancel_requested:
+        return cancelled(job, policy, cancel_reason(job))
+    if isinstance(exc, Cancelled):
+        return cancelled(job, policy, str(exc) or "cancelled by its handler")
     if exc is None:
         return success(job, policy)
     if isinstance(exc, Snooze):

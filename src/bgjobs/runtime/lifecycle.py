@@ -36,6 +36,7 @@ from bgjobs.events import (
 )
 from bgjobs.instrumentation import Instrumentation
 from bgjobs.runtime.async_loop import AsyncLoop
+from bgjobs.runtime.cancellation import CancelWatcher
 from bgjobs.runtime.clock import StoreTime
 from bgjobs.runtime.completer import Completer
 from bgjobs.runtime.import_guard import refuse_start_while_importing
@@ -132,6 +133,9 @@ class Lifecycle:
         self._supervisor: Supervisor | None = None
         self._async_loop: AsyncLoop | None = None
         self._wakeup: Wakeup | None = None
+        self._cancels = CancelWatcher(
+            store, node_id, self._running_ids, self._stop_job, store_time.clock
+        )
         self._started_at = self._clock.now()
         self._failure: str | None = None
         self._stop_requested = threading.Event()
@@ -145,6 +149,16 @@ class Lifecycle:
         """Wake this node's runner of ``queue``, if it has one (a local enqueue)."""
         if (runner := self.runners.get(queue)) is not None:
             runner.notify()
+
+    def cancel_requested(self, job_id: int) -> None:
+        """Someone in this process asked to cancel a running job: stop it if it runs here."""
+        self._cancels.notice(job_id)
+
+    def _running_ids(self) -> set[int]:
+        return {r.job.id for runner in self.runners.values() for r in runner.in_flight()}
+
+    def _stop_job(self, job_id: int) -> bool:
+        return any(runner.cancel(job_id) for runner in self.runners.values())
 
     # start -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -189,6 +203,7 @@ class Lifecycle:
         self._supervisor.spawn("maintenance", self._maintenance.loop)
         self._upkeep = Upkeep(self._store, self._emit, self._time.now, self._clock)
         self._supervisor.spawn("upkeep", self._upkeep.loop)
+        self._supervisor.spawn("cancels", self._cancels.loop)
         self._emit(RuntimeStarted(at=self._time.now(), node_id=self._node_id))
 
     def _prepare(self) -> None:
@@ -230,7 +245,9 @@ class Lifecycle:
         self._register_schedules(startup=True)
         # Listen before the first claim: a job committed in between is then either claimed by
         # that first pass or announced by the wake-up channel, never left for the poll.
-        self._wakeup = self._store.start_wakeup(self._on_wake, self._on_channel)
+        self._wakeup = self._store.start_wakeup(
+            self._on_wake, self._on_channel, self._cancels.notice
+        )
 
     def _register_schedules(self, *, startup: bool = False) -> None:
         if self._schedules.specs:
@@ -309,12 +326,14 @@ class Lifecycle:
             self._maintenance.stop()
         if self._upkeep is not None:
             self._upkeep.stop()
+        self._cancels.stop()
         if self._wakeup is not None:
             self._wakeup.stop()
         for name, runner in self.runners.items():
             runner.shutdown_pool()
             self._supervisor.join(f"queue:{name}", left() + _JOIN_SLACK)
         self._supervisor.join("maintenance", left() + _JOIN_SLACK)
+        self._supervisor.join("cancels", left() + _JOIN_SLACK)
         if self._async_loop is not None:
             self._async_loop.stop()
         # A failure is reported by the store facade; the rescuer on other nodes cleans up.
@@ -441,6 +460,7 @@ class Lifecycle:
         else:
             self._emit(WakeupRestored(at=self._time.now()))
         self._notify_all()
+        self._cancels.notice(None)  # cancel requests may have been missed meanwhile
 
     def _notify_all(self) -> None:
         for runner in self.runners.values():

@@ -1,6 +1,7 @@
 """Periodic upkeep on every node: heartbeat and lease renewal, rescue of jobs whose node died,
 a look at what the live nodes run (schedule conflicts, jobs no node can run), pruning of the
-archive, and re-registering schedules (so a cancelled pending run comes back).
+archive and of unique keys nobody holds, and re-registering schedules (so a cancelled pending
+run comes back).
 
 Every step is safe when all nodes run it at once: each is one transaction whose conditions are
 re-checked inside it.
@@ -110,3 +111,4 @@ class Maintenance:
             self._store.prune(
                 retention.failed, [JobState.FAILED, JobState.DISCARDED, JobState.CANCELLED]
             )
+        self._store.prune_keys()

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from bgjobs.adapters.base import Applied, Completion, Outcome
 from bgjobs.events import (
     Event,
+    JobCancelled,
     JobDiscarded,
     JobFailed,
     JobProgress,
@@ -74,6 +75,8 @@ class OutcomeEvents:
             )
         elif outcome is Outcome.SNOOZED:
             self._emit(JobSnoozed(at=at, job=job, until=at + completion.delay))
+        elif outcome is Outcome.CANCELLED:
+            self._emit(JobCancelled(at=at, job=job, node_id=completion.node_id))
         else:
             assert completion.error is not None
             self._emit(JobDiscarded(at=at, job=job, error=completion.error))

@@ -1,4 +1,5 @@
-"""One queue's loop: claim as many jobs as there are free slots, run them, enforce timeouts.
+"""One queue's loop: claim as many jobs as there are free slots, run them, enforce timeouts, and
+stop the ones someone cancels.
 
 The loop sleeps until the earliest of: a wake-up (local enqueue, another process, a freed slot),
 the next job's due time, the next timeout deadline, or the poll interval. It never sleeps blindly
@@ -28,13 +29,15 @@ from bgjobs.events import (
     QueuePollingStopped,
 )
 from bgjobs.instrumentation import Instrumentation
-from bgjobs.job import Job, JobError, Progress
+from bgjobs.job import Cancelled, Job, JobError, Progress
 from bgjobs.runtime.async_loop import AsyncLoop
 from bgjobs.runtime.clock import Clock
 from bgjobs.runtime.execution import (
     JobTimeout,
     Policy,
     RunningJob,
+    cancel_reason,
+    cancelled,
     failure,
     outcome_of,
     precheck,
@@ -44,6 +47,9 @@ from bgjobs.runtime.worker_pool import WorkerPool
 
 _MIN_SLEEP = 0.0005
 _RECHECK = 0.002
+# How long a cancelled sync handler may take to stop on its own (it sees ``job.cancelled``)
+# before it is interrupted the way a timeout interrupts it.
+CANCEL_GRACE = 0.5
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,27 @@ class QueueRunner:
 
     def shutdown_pool(self) -> None:
         self._pool.shutdown()
+
+    def cancel(self, job_id: int) -> bool:
+        """Stop job ``job_id`` if it runs here (whether it does): an async handler is cancelled
+        at once; a sync handler sees ``job.cancelled`` and is interrupted after CANCEL_GRACE
+        unless it returned. Either way the job is archived as cancelled."""
+        with self._lock:
+            running = self.running.get(job_id)
+        if running is None:
+            return False
+        if running.cancel_requested.is_set():
+            return True  # already being stopped
+        running.cancel_requested.set()
+        if running.cancel is not None:
+            self._stop_cancelled(running)
+            return True
+        grace = self._ctx.clock.monotonic() + CANCEL_GRACE
+        with running.lock:
+            if running.deadline is None or running.deadline > grace:
+                running.deadline = grace  # the loop interrupts it then (_expire_deadlines)
+        self._wake.set()
+        return True
 
     # loop ------------------------------------------------------------------------------------
     def loop(self) -> None:
@@ -170,6 +197,7 @@ class QueueRunner:
             running.deadline = running.started + worker.timeout.total_seconds()
         job.attach_touch(lambda extend: self._touch(running, extend))
         job.attach_progress(lambda progress: self._report(running, progress))
+        job.attach_cancel_flag(running.cancel_requested)
         with self._lock:
             self.running[job.id] = running
         if self._ctx.listening(job.queue, job.name):
@@ -207,7 +235,8 @@ class QueueRunner:
             error = exc
         finally:
             _leave_handler(running)
-        return outcome_of(running.job, policy, error), error
+        cancel = running.cancel_requested.is_set()
+        return outcome_of(running.job, policy, error, cancel_requested=cancel), error
 
     def _start_async(self, running: RunningJob, worker: WorkerSpec) -> None:
         policy = self._ctx.policy_for(running.job, worker)
@@ -226,7 +255,8 @@ class QueueRunner:
                 await worker.handler(running.job)
             except BaseException as exc:
                 error = exc
-            return outcome_of(running.job, policy, error), error
+            cancel = running.cancel_requested.is_set()
+            return outcome_of(running.job, policy, error, cancel_requested=cancel), error
 
         async def run() -> None:
             if tracing is None:
@@ -315,10 +345,13 @@ class QueueRunner:
                 r for r in self.running.values() if r.deadline is not None and r.deadline <= now
             ]
         for running in expired:
+            if running.cancel_requested.is_set():
+                self._stop_cancelled(running)
+                continue
             if not running.take_finish():
                 continue
             self._forget(running)
-            self._interrupt(running)
+            self._interrupt(running, JobTimeout)
             worker = running.worker
             assert worker is not None and worker.timeout is not None
             job = running.job
@@ -332,17 +365,28 @@ class QueueRunner:
             completion = failure(job, self._ctx.policy_for(job, worker), error)
             self._ctx.submit_completion(_with_last_progress(running, completion))
 
-    def _interrupt(self, running: RunningJob) -> None:
+    def _stop_cancelled(self, running: RunningJob) -> None:
+        """Finish a cancelled job now, interrupting its handler if it is still in it."""
+        if not running.take_finish():
+            return  # its handler returned first: it ends as cancelled through _finish
+        self._forget(running)
+        self._interrupt(running, Cancelled)
+        job = running.job
+        policy = self._ctx.policy_for(job, running.worker)
+        self._ctx.submit_completion(cancelled(job, policy, cancel_reason(job)))
+        self._wake.set()
+
+    def _interrupt(self, running: RunningJob, error: type[BaseException]) -> None:
         if running.cancel is not None:
             running.cancel()
             return
         with running.lock:
             if running.thread_id is None:
                 return  # not (or no longer) inside its handler: nothing to interrupt
-            # Raises JobTimeout in the handler's thread at its next Python bytecode; a thread
+            # Raises ``error`` in the handler's thread at its next Python bytecode; a thread
             # blocked in C stays stuck until that call returns, so it is retired and replaced.
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(running.thread_id), ctypes.py_object(JobTimeout)
+                ctypes.c_ulong(running.thread_id), ctypes.py_object(error)
             )
             self._pool.retire(running.thread_id)
 

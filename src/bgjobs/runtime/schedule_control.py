@@ -59,8 +59,10 @@ def run_now(store: Store, name: str) -> Job | None:
             f"schedule {name!r} was removed at {state.removed_at.isoformat()}: no live node "
             "defines it any more, so nothing would run it. Deploy a node that defines it."
         )
-    inserted = store.insert_jobs([scheduling.run_now(name, state.queue, state.max_attempts)])
-    return inserted[0] if inserted else None
+    # The run-now key goes through the keys table like any unique key: a run-now run that still
+    # waits or runs holds it, and comes back as a duplicate.
+    (job,) = store.insert_jobs([scheduling.run_now(name, state.queue, state.max_attempts)])
+    return None if job.duplicate else job
 
 
 def history(store: Store, name: str, limit: int) -> list[ScheduleRecord]:

@@ -61,6 +61,14 @@ def default_channel(schema: str) -> str:
     return "bgjobs." + hashlib.sha1(schema.encode()).hexdigest()[:32]
 
 
+def cancel_channel(channel: str) -> str:
+    """The channel cancel requests for running jobs are announced on, next to ``channel``."""
+    name = f"{channel}.cancel"
+    if len(name) <= 63:
+        return name
+    return "bgjobs.cancel." + hashlib.sha1(channel.encode()).hexdigest()[:32]
+
+
 def parse_target(conninfo: str, schema: str | None) -> Target:
     """Split a URL (``postgresql://...?schema=NAME``) or a libpq ``key=value`` string.
 

@@ -28,7 +28,7 @@ from bgjobs.adapters.base import (
     schedule_key,
     schedule_paused,
 )
-from bgjobs.adapters.decisions import GateFacts, Rescued, keeps_record
+from bgjobs.adapters.decisions import GateFacts, KeyHold, Rescued, keeps_record
 from bgjobs.adapters.postgres.queries import Queries
 from bgjobs.adapters.postgres.rows import (
     INSERTED_COLUMNS,
@@ -42,7 +42,9 @@ from bgjobs.adapters.postgres.schema import lock_key
 from bgjobs.adapters.rows import (
     Row,
     history_values,
+    hold_values,
     inserted_job,
+    key_row,
     node_info,
     offers_json,
     picker,
@@ -58,11 +60,19 @@ _inserted = picker(INSERTED_COLUMNS, "id", "created_at", "available_at", "now")
 
 
 class PostgresExecutor:
-    def __init__(self, conn: Connection[Any], queries: Queries, channel: str, schema: str) -> None:
+    def __init__(
+        self,
+        conn: Connection[Any],
+        queries: Queries,
+        channel: str,
+        schema: str,
+        cancel_channel: str,
+    ) -> None:
         self._conn = conn
         self._q = queries
         self._channel = channel
         self._schema = schema
+        self._cancel_channel = cancel_channel
 
     def now(self) -> datetime:
         return utc(scalar(self._conn.execute(self._q.now).fetchone()))
@@ -83,24 +93,71 @@ class PostgresExecutor:
     def insert_jobs(self, jobs: Sequence[NewJob]) -> list[Job]:
         if len(jobs) == 1:  # the common enqueue: one narrow row back
             return self._insert_one(jobs[0])
+        batch = batch_json([_new_job(j) for j in jobs])
+        rows = self._rows(self._q.insert_many, {"jobs": batch, "channel": self._channel})
+        return [hot(row) for row in rows]
+
+    def insert_unique(self, jobs: Sequence[NewJob]) -> list[Job]:
+        return self._new_jobs(self._q.insert_unique, [(job, None) for job in jobs])
+
+    def take_over_keys(self, moves: Sequence[tuple[NewJob, int]]) -> list[Job]:
+        return self._new_jobs(self._q.take_over_keys, moves)
+
+    def _new_jobs(self, query: bytes, jobs: Sequence[tuple[NewJob, int | None]]) -> list[Job]:
+        batch = []
+        for job, old_id in jobs:
+            while_running, keep_states, period_us = hold_values(job.unique_hold)
+            batch.append(
+                {
+                    **_new_job(job),
+                    "while_running": while_running,
+                    "keep_states": keep_states,
+                    "period_us": period_us,
+                    "old_job_id": old_id,
+                }
+            )
+        rows = self._rows(query, {"jobs": batch_json(batch), "channel": self._channel})
+        return [hot(row) for row in rows]
+
+    def key_holds(self, keys: Sequence[str]) -> list[KeyHold]:
+        return self._with_holders(self._rows(self._q.key_holds, (list(keys),)))
+
+    def key_slice(self, after: str, limit: int) -> list[KeyHold]:
+        return self._with_holders(self._rows(self._q.key_slice, (after, limit)))
+
+    def _with_holders(self, key_rows: list[Row]) -> list[KeyHold]:
+        keys = [key_row(row) for row in key_rows]
+        if not keys:
+            return []
+        ids = [job_id for _, job_id, _ in keys]
+        holders = {job.id: job for job in map(hot, self._rows(self._q.holders_hot, (ids,)))}
+        finished = [job_id for job_id in ids if job_id not in holders]
+        if finished:
+            rows = self._rows(self._q.holders_archived, (finished,))
+            holders.update((job.id, job) for job in map(archived, rows))
+        return [KeyHold(key, job_id, hold, holders.get(job_id)) for key, job_id, hold in keys]
+
+    def delete_keys(self, keys: Sequence[KeyHold]) -> int:
+        batch = batch_json([{"key": k.key, "job_id": k.job_id} for k in keys])
+        return self._count(self._q.delete_keys, (batch,))
+
+    def replace_waiting(self, replacements: Sequence[tuple[int, NewJob]]) -> list[Job]:
         batch = batch_json(
             [
                 {
-                    "queue": j.queue,
-                    "name": j.name,
-                    "payload": j.raw_payload,
-                    "priority": j.priority,
-                    "max_attempts": j.max_attempts,
-                    "available_at": j.available_at.isoformat() if j.available_at else None,
-                    "delay_us": us(j.delay),
-                    "unique_key": j.unique_key,
-                    "schedule": j.schedule,
-                    "meta": j.raw_meta,
+                    "id": job_id,
+                    "payload": new.raw_payload,
+                    "priority": new.priority,
+                    "available_at": new.available_at.isoformat() if new.available_at else None,
+                    "delay_us": us(new.delay),
+                    "set_payload": "payload" in new.replace,
+                    "set_priority": "priority" in new.replace,
+                    "set_at": "run_at" in new.replace,
                 }
-                for j in jobs
+                for job_id, new in replacements
             ]
         )
-        rows = self._rows(self._q.insert_many, {"jobs": batch, "channel": self._channel})
+        rows = self._rows(self._q.replace_waiting, {"rows": batch, "channel": self._channel})
         return [hot(row) for row in rows]
 
     def _insert_one(self, new: NewJob) -> list[Job]:
@@ -353,6 +410,14 @@ class PostgresExecutor:
         assert row is not None, "cancel() is called for a locked waiting job"
         return archived(row)
 
+    def request_cancel(self, job_id: int) -> Job | None:
+        params = {"id": job_id, "channel": self._cancel_channel}
+        row = self._one(self._q.request_cancel, params)
+        return None if row is None else hot(row)
+
+    def cancel_requested(self, node_id: str) -> list[int]:
+        return [scalar(row) for row in self._rows(self._q.cancel_requested, (node_id,))]
+
     def delete_hot(self, job_id: int) -> int:
         return self._count(self._q.delete_hot, (job_id,))
 
@@ -392,6 +457,22 @@ def _filter_params(where: JobFilter) -> dict[str, Any]:
         "queue": where.queue,
         "limit": where.limit,
         "state": None if where.state is None else where.state.value,
+    }
+
+
+def _new_job(job: NewJob) -> dict[str, Any]:
+    """A NewJob as one element of a JSON batch (INSERT_MANY, INSERT_UNIQUE, TAKE_OVER_KEYS)."""
+    return {
+        "queue": job.queue,
+        "name": job.name,
+        "payload": job.raw_payload,
+        "priority": job.priority,
+        "max_attempts": job.max_attempts,
+        "available_at": job.available_at.isoformat() if job.available_at else None,
+        "delay_us": us(job.delay),
+        "unique_key": job.unique_key,
+        "schedule": job.schedule,
+        "meta": job.raw_meta,
     }
 
 

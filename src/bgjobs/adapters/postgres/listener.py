@@ -1,9 +1,11 @@
 """Cross-process wake-up for Postgres: LISTEN on the schema's channel, one notification per queue.
 
 Inserts call ``pg_notify(channel, queue)`` in their own transaction, so a wake-up arrives only
-after the jobs are visible (and never for a rolled-back insert). The listener owns one dedicated
-autocommit connection; when it drops, it reports "lost", reconnects with backoff, LISTENs again
-and reports "restored" (the runtime then polls every queue, covering what was missed meanwhile).
+after the jobs are visible (and never for a rolled-back insert). Cancel requests for running
+jobs arrive the same way on a second channel, one notification per job id. The listener owns one
+dedicated autocommit connection; when it drops, it reports "lost", reconnects with backoff,
+LISTENs again and reports "restored" (the runtime then polls every queue and looks for cancel
+requests, covering what was missed meanwhile).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import Connection, sql
 
-from bgjobs.adapters.base import EventCallback, WakeCallback
+from bgjobs.adapters.base import CancelCallback, EventCallback, WakeCallback
 
 log = logging.getLogger("bgjobs")
 
@@ -32,11 +34,14 @@ class NotifyListener:
         channel: str,
         on_wake: WakeCallback,
         on_channel: EventCallback,
+        *,
+        cancels: tuple[str, CancelCallback] | None = None,  # (channel, callback)
     ) -> None:
         self._connect = connect
         self._channel = channel
         self._on_wake = on_wake
         self._on_channel = on_channel
+        self._cancels = cancels
         self._stopped = threading.Event()
         self.listening = threading.Event()  # set while LISTEN is active (tests wait on it)
         self._thread = threading.Thread(
@@ -67,6 +72,8 @@ class NotifyListener:
                 continue
             try:
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._channel)))
+                if self._cancels is not None:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._cancels[0])))
                 self.listening.set()
                 if lost:
                     lost = False
@@ -86,7 +93,10 @@ class NotifyListener:
         while not self._stopped.is_set():
             for notify in conn.notifies(timeout=_POLL_SECONDS):
                 try:
-                    self._on_wake(notify.payload or None)
+                    if self._cancels is not None and notify.channel == self._cancels[0]:
+                        self._cancels[1](int(notify.payload) if notify.payload.isdigit() else None)
+                    else:
+                        self._on_wake(notify.payload or None)
                 except Exception:
                     log.exception("bgjobs: wake-up callback failed")
 

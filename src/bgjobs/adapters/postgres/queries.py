@@ -87,6 +87,98 @@ SELECT {_prefixed(_HOT_OUT, "ins")}, now(), pg_notify(%(channel)s, ins.queue)::t
 ORDER BY ins.id
 """
 
+# Jobs with unique keys (and any keyless ones in the same batch), one JSON document in. Ids are
+# taken from the jobs' sequence first, in input order, so the key can point at its job in the
+# same statement. A request whose key is in the table already inserts nothing (the caller reads
+# the key's holder); a key another transaction is inserting waits for it to commit or roll back.
+# Keys are taken in key order, so two batches never wait on each other in a cycle.
+_NEW_JOBS = f"""
+v AS (
+    SELECT u.*, COALESCE(u.available_at, now() + u.delay_us{_US}) AS at
+    FROM ROWS FROM (json_to_recordset(%(jobs)s::json)
+             AS (queue text, name text, payload text, priority int, max_attempts int,
+                 available_at timestamptz, delay_us bigint, unique_key text, schedule text,
+                 while_running bool, keep_states text, period_us bigint, old_job_id bigint,
+                 meta text))
+         WITH ORDINALITY AS u(queue, name, payload, priority, max_attempts, available_at,
+                              delay_us, unique_key, schedule, while_running, keep_states,
+                              period_us, old_job_id, meta, ord)
+), ids AS MATERIALIZED (
+    SELECT ord, nextval(pg_get_serial_sequence({{jobs_name}}, 'id')) AS id
+    FROM (SELECT ord FROM v ORDER BY ord) AS o
+)"""
+_INSERT_KEYED = f"""
+ins AS (
+    INSERT INTO {{jobs}} (id, {_INSERT_COLUMNS})
+    SELECT ids.id, queue, name, payload, priority, max_attempts, at, at, unique_key, schedule,
+           meta
+    FROM v JOIN ids USING (ord)
+    WHERE v.unique_key IS NULL OR ids.id IN (SELECT job_id FROM keyed)
+    ORDER BY ord
+    RETURNING {_HOT}
+)
+SELECT {_prefixed(_HOT_OUT, "ins")}, now(), pg_notify(%(channel)s, ins.queue)::text FROM ins
+ORDER BY ins.id
+"""
+INSERT_UNIQUE = f"""
+WITH {_NEW_JOBS}, keyed AS (
+    INSERT INTO {{unique_keys}} (key, job_id, while_running, keep_states, period_us)
+    SELECT v.unique_key, ids.id, v.while_running, v.keep_states, v.period_us
+    FROM v JOIN ids USING (ord) WHERE v.unique_key IS NOT NULL
+    ORDER BY v.unique_key
+    ON CONFLICT (key) DO NOTHING
+    RETURNING job_id
+), {_INSERT_KEYED}"""
+# Move keys from jobs that no longer hold them (fenced on that old holder, old_job_id) to new
+# jobs, inserted in the same statement as INSERT_UNIQUE does.
+TAKE_OVER_KEYS = f"""
+WITH {_NEW_JOBS}, keyed AS (
+    UPDATE {{unique_keys}} k SET job_id = ids.id, while_running = v.while_running,
+        keep_states = v.keep_states, period_us = v.period_us
+    FROM v JOIN ids USING (ord)
+    WHERE k.key = v.unique_key AND k.job_id = v.old_job_id
+    RETURNING k.job_id
+), {_INSERT_KEYED}"""
+# The rows of the given keys, locked in key order: what holds them is decided under the lock.
+KEY_HOLDS = f"""
+SELECT {rows.KEY_SELECT} FROM {{unique_keys}} WHERE key = ANY(%s::text[]) ORDER BY key FOR UPDATE
+"""
+# The jobs holding keys: waiting or running (HOLDERS_HOT) and finished (HOLDERS_ARCHIVED). Read
+# after KEY_HOLDS, in a later snapshot, so a holder committed before the lock was granted shows.
+HOLDERS_HOT = f"SELECT {_HOT_OUT}, now() FROM {{jobs}} WHERE id = ANY(%s::bigint[])"
+HOLDERS_ARCHIVED = f"SELECT {_ARCHIVE_OUT} FROM {{archive}} WHERE id = ANY(%s::bigint[])"
+# Replace the payload, priority or run time of jobs holding keys, those that still wait.
+_NEW_AT = f"COALESCE(r.available_at, now() + r.delay_us{_US})"
+REPLACE_WAITING = f"""
+WITH r AS (
+    SELECT * FROM json_to_recordset(%(rows)s::json)
+        AS r(id bigint, payload text, priority int, available_at timestamptz, delay_us bigint,
+             set_payload bool, set_priority bool, set_at bool)
+), upd AS (
+    UPDATE {{jobs}} j SET
+        payload = CASE WHEN r.set_payload THEN r.payload ELSE j.payload END,
+        priority = CASE WHEN r.set_priority THEN r.priority ELSE j.priority END,
+        available_at = CASE WHEN r.set_at THEN {_NEW_AT} ELSE j.available_at END,
+        scheduled_at = CASE WHEN r.set_at THEN {_NEW_AT} ELSE j.scheduled_at END
+    FROM r WHERE j.id = r.id AND j.reserved_by IS NULL
+    RETURNING {rows.select_list(rows.HOT_COLUMNS, "j")}
+)
+SELECT {_prefixed(_HOT_OUT, "upd")}, now(), pg_notify(%(channel)s, upd.queue)::text FROM upd
+"""
+# Keys after a given one (in key order) whose job is no longer waiting or running with that key:
+# the ones that may have stopped holding (pruning reads them with their holders).
+KEY_SLICE = f"""
+SELECT {rows.select_list(rows.KEY_COLUMNS, "k")} FROM {{unique_keys}} k
+WHERE k.key > %s AND NOT EXISTS (
+    SELECT 1 FROM {{jobs}} j WHERE j.id = k.job_id AND j.unique_key = k.key)
+ORDER BY k.key LIMIT %s
+"""
+# Forget keys, each fenced on the job that held it.
+DELETE_KEYS = """
+DELETE FROM {unique_keys} k USING json_to_recordset(%s::json) AS d(key text, job_id bigint)
+WHERE k.key = d.key AND k.job_id = d.job_id
+"""
+
 # Reserve up to %(limit)s due jobs of the claimer's names. RETURNING has no order; the outer
 # SELECT hands the jobs back in claim order.
 # The claim commits asynchronously (set_config(..., true) lasts until this statement's own
@@ -162,7 +254,7 @@ WITH d AS (
         AS d(id bigint, node text, attempt int, kind text, keep bool, error jsonb, delay_us bigint)
 ), fin AS (
     DELETE FROM {{jobs}} j USING d
-    WHERE d.kind IN ('succeeded', 'failed', 'discarded')
+    WHERE d.kind IN ('succeeded', 'failed', 'discarded', 'cancelled')
       AND j.id = d.id AND j.reserved_by = d.node AND j.attempt = d.attempt
     RETURNING {rows.select_list(rows.HOT_COLUMNS, "j")}, d.kind, d.keep, d.error
 ), arch AS (
@@ -314,12 +406,19 @@ INSERT INTO {schedules} (name, definition, queue, max_attempts) VALUES (%s, %s, 
 ON CONFLICT (name) DO UPDATE SET definition = EXCLUDED.definition, queue = EXCLUDED.queue,
     max_attempts = EXCLUDED.max_attempts, removed_at = NULL
 """
-# The hot row holding a unique key (a schedule's pending or running run), locked.
-BY_UNIQUE_KEY = f"SELECT {_HOT_OUT}, now() FROM {{jobs}} WHERE unique_key = %s FOR UPDATE"
+# The waiting or running job a unique key points at (a schedule's pending or running run),
+# locked; the key row is not (complete() locks the job before the key, and so must this).
+BY_UNIQUE_KEY = f"""
+SELECT {_prefixed(_HOT_OUT, "j")}, now()
+FROM {{unique_keys}} k JOIN {{jobs}} j ON j.id = k.job_id AND j.unique_key = k.key
+WHERE k.key = %s FOR UPDATE OF j
+"""
+# A schedule's pending run is found through its key (the keys table), never by a scan.
 _SCHEDULE_STATE_FROM = f"""
 SELECT {rows.SCHEDULE_STATE_SELECT}
 FROM {{schedules}} s
-LEFT JOIN {{jobs}} j ON j.unique_key = %(prefix)s || s.name
+LEFT JOIN {{unique_keys}} k ON k.key = %(prefix)s || s.name
+LEFT JOIN {{jobs}} j ON j.id = k.job_id AND j.unique_key = k.key
 LEFT JOIN {{history}} h
     ON h.id = (SELECT max(id) FROM {{history}} WHERE schedule = s.name)
 """
@@ -365,10 +464,15 @@ UPDATE {schedules} SET paused_at = %(paused_at)s, paused_until = %(until)s WHERE
 SCHEDULE_RESUME = (
     "UPDATE {schedules} SET paused_at = NULL, paused_until = NULL WHERE name = %(name)s"
 )
+# The waiting or running jobs holding a schedule's keys (regular and run-now), found through
+# the keys table's primary key: never a scan of the hot table.
+_SCHEDULE_RUNS = """id IN (
+    SELECT job_id FROM {unique_keys} WHERE key IN (%(regular)s, %(run_now)s))
+  AND unique_key IN (%(regular)s, %(run_now)s)"""
 # Runs waiting for a schedule's run slot (given back while another run went) are due now.
-SCHEDULE_WAKE = """
-UPDATE {jobs} SET available_at = now()
-WHERE unique_key IN (%(regular)s, %(run_now)s) AND reserved_by IS NULL AND attempt = 0
+SCHEDULE_WAKE = f"""
+UPDATE {{jobs}} SET available_at = now()
+WHERE {_SCHEDULE_RUNS} AND reserved_by IS NULL AND attempt = 0
   AND scheduled_at <= now() AND available_at > now()
 """
 # A node says which schedules it defines (again later: the first time stays).
@@ -396,7 +500,7 @@ DELETE FROM {{node_schedules}} p WHERE p.published_at < now() - %(alive_us)s::bi
 """
 # The waiting runs of a schedule (regular and run-now), removed with it.
 SCHEDULE_REMOVE_RUNS = f"""
-DELETE FROM {{jobs}} WHERE unique_key IN (%(regular)s, %(run_now)s) AND reserved_by IS NULL
+DELETE FROM {{jobs}} WHERE {_SCHEDULE_RUNS} AND reserved_by IS NULL
 {_RETURN_HOT}
 """
 # No live node defines a schedule any more.
@@ -504,6 +608,17 @@ FROM gone
 ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, finished_at = EXCLUDED.finished_at
 RETURNING {_ARCHIVE_OUT}
 """
+# Ask the node running a job to stop it: NOTIFY on the cancel channel (on commit) tells it at
+# once; its cancel watcher also finds the flag (CANCEL_REQUESTED).
+REQUEST_CANCEL = f"""
+UPDATE {{jobs}} SET cancel_requested_at = COALESCE(cancel_requested_at, now())
+WHERE id = %(id)s AND reserved_by IS NOT NULL
+RETURNING {_HOT_OUT}, now(), pg_notify(%(channel)s, id::text)::text
+"""
+# The jobs a node runs that someone asked to cancel.
+CANCEL_REQUESTED = """
+SELECT id FROM {jobs} WHERE reserved_by = %s AND cancel_requested_at IS NOT NULL ORDER BY id
+"""
 # Delete a waiting job.
 DELETE_HOT = "DELETE FROM {jobs} WHERE id = %s"
 # Delete a finished job.
@@ -541,6 +656,16 @@ class Queries:
         self.insert_now = render(INSERT_NOW)
         self.insert_one = render(INSERT_ONE)
         self.insert_many = render(INSERT_MANY)
+        self.insert_unique = render(INSERT_UNIQUE)
+        self.take_over_keys = render(TAKE_OVER_KEYS)
+        self.key_holds = render(KEY_HOLDS)
+        self.holders_hot = render(HOLDERS_HOT)
+        self.holders_archived = render(HOLDERS_ARCHIVED)
+        self.replace_waiting = render(REPLACE_WAITING)
+        self.key_slice = render(KEY_SLICE)
+        self.delete_keys = render(DELETE_KEYS)
+        self.request_cancel = render(REQUEST_CANCEL)
+        self.cancel_requested = render(CANCEL_REQUESTED)
         self.claim = render(CLAIM)
         self.claim_blocking = render(CLAIM_BLOCKING)
         self.next_due = render(NEXT_DUE)

@@ -22,6 +22,7 @@ TABLES = {
     "history": "bgjobs_schedule_history",
     "node_schedules": "bgjobs_node_schedules",
     "version": "bgjobs_schema",
+    "unique_keys": "bgjobs_unique_keys",
 }
 
 MIGRATIONS: dict[int, list[str]] = {
@@ -103,7 +104,28 @@ MIGRATIONS: dict[int, list[str]] = {
     # What each node publishes it runs (rolling deploys): {"workers": {queue: [name, ...]},
     # "schedules": {name: definition}}.
     3: ["ALTER TABLE {nodes} ADD COLUMN offers jsonb NOT NULL DEFAULT '{{}}'"],
-    4: [],
+    4: [
+        # Unique keys: one row per key, pointing at the job holding it (a scheduled job's
+        # pending run, or a job enqueued with unique=...). The primary key is what makes two
+        # enqueues of one key impossible, also across transactions that have not committed yet;
+        # whether the holder still holds it is decided from the holder's state and the hold
+        # stored here (adapters.decisions.key_taken).
+        """CREATE TABLE {unique_keys} (
+            key text PRIMARY KEY,
+            job_id bigint NOT NULL,
+            while_running boolean NOT NULL,
+            keep_states text NOT NULL DEFAULT '[]',
+            period_us bigint
+        )""",
+        """INSERT INTO {unique_keys} (key, job_id, while_running)
+           SELECT unique_key, id, true FROM {jobs} WHERE unique_key IS NOT NULL""",
+        # The keys table is the one place uniqueness is enforced now.
+        "DROP INDEX {schema}.bgjobs_jobs_unique",
+        # Set when someone asks to cancel a running job; its node stops it.
+        "ALTER TABLE {jobs} ADD COLUMN cancel_requested_at timestamptz",
+        """CREATE INDEX bgjobs_jobs_cancel ON {jobs} (reserved_by)
+           WHERE cancel_requested_at IS NOT NULL""",
+    ],
     # Schedules you can operate: a history of every due time, pause, the run slot that keeps
     # runs of one schedule from overlapping, and which live node defines which schedule.
     5: [
@@ -157,6 +179,8 @@ def names(schema: str) -> dict[str, sql.Composable]:
         key: sql.Identifier(schema, table) for key, table in TABLES.items()
     }
     found["schema"] = sql.Identifier(schema)
+    # The jobs table's name as a value (for pg_get_serial_sequence: ids are taken before insert).
+    found["jobs_name"] = sql.Literal(f"{sql.Identifier(schema).as_string(None)}.bgjobs_jobs")
     return found
 
 

@@ -17,13 +17,22 @@ from datetime import datetime
 from typing import Any
 
 from psycopg import Connection
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool
 
-from bgjobs.adapters.base import SCHEMA_VERSION, EventCallback, WakeCallback, Wakeup
+from bgjobs.adapters.base import (
+    SCHEMA_VERSION,
+    CancelCallback,
+    EventCallback,
+    WakeCallback,
+    Wakeup,
+)
 from bgjobs.adapters.decisions import check_schema_version, too_new
 from bgjobs.adapters.postgres import schema as pg_schema
+from bgjobs.adapters.postgres.caller import caller_connection
 from bgjobs.adapters.postgres.config import (
     Target,
+    cancel_channel,
     check_channel,
     default_channel,
     mask_password,
@@ -91,6 +100,9 @@ class PostgresStore(SharedStore):
         self.schema = target.schema
         self.display_url = target.display_url
         self.notify_channel = check_channel(notify_channel or default_channel(target.schema))
+        self.cancel_channel = cancel_channel(self.notify_channel)
+        dbname = conninfo_to_dict(target.conninfo).get("dbname")
+        self._dbname = None if dbname is None else str(dbname)
         self._auto_migrate = migrate
         self._pool_options = _PoolOptions(
             min_size, max_size, pool_timeout, dict(connect_kwargs or {})
@@ -195,11 +207,16 @@ class PostgresStore(SharedStore):
             return tx.now()
 
     # connection scopes (see SharedStore) -------------------------------------------------------
+    def _executor(self, conn: Connection[Any]) -> PostgresExecutor:
+        return PostgresExecutor(
+            conn, self._q, self.notify_channel, self.schema, self.cancel_channel
+        )
+
     @contextmanager
     def _writing(self) -> Iterator[PostgresExecutor]:
         """A pooled connection in autocommit: each statement is its own transaction."""
         with self._conn() as conn:
-            yield PostgresExecutor(conn, self._q, self.notify_channel, self.schema)
+            yield self._executor(conn)
 
     # Reads need no more than a pooled connection either.
     _reading = _writing
@@ -207,15 +224,32 @@ class PostgresStore(SharedStore):
     @contextmanager
     def _transaction(self) -> Iterator[PostgresExecutor]:
         with self._conn() as conn, conn.transaction():
-            yield PostgresExecutor(conn, self._q, self.notify_channel, self.schema)
+            yield self._executor(conn)
+
+    @contextmanager
+    def _caller(self, conn: object) -> Iterator[PostgresExecutor]:
+        checked = caller_connection(conn, self._dbname)
+        self.open()  # the schema is checked (or migrated) on bgjobs' own connection first
+        yield self._executor(checked)
 
     # wake-up -----------------------------------------------------------------------------------
-    def start_wakeup(self, on_wake: WakeCallback, on_channel: EventCallback) -> Wakeup:
+    def start_wakeup(
+        self,
+        on_wake: WakeCallback,
+        on_channel: EventCallback,
+        on_cancel: CancelCallback | None = None,
+    ) -> Wakeup:
         if self._connections is None:
             self.open()
         connections = self._connections
         assert connections is not None
-        listener = NotifyListener(connections.connect, self.notify_channel, on_wake, on_channel)
+        listener = NotifyListener(
+            connections.connect,
+            self.notify_channel,
+            on_wake,
+            on_channel,
+            cancels=None if on_cancel is None else (self.cancel_channel, on_cancel),
+        )
         with self._lock:
             self._listeners = [x for x in self._listeners if x.alive] + [listener]
         return listener

@@ -27,12 +27,15 @@ from bgjobs.adapters.base import (
     schedule_key,
     schedule_paused,
 )
-from bgjobs.adapters.decisions import GateFacts, Rescued, final_state, keeps_record
+from bgjobs.adapters.decisions import GateFacts, KeyHold, Rescued, final_state, keeps_record
 from bgjobs.adapters.rows import (
     CARRIED_COLUMNS,
     HOT_COLUMNS,
+    Row,
     history_values,
+    hold_values,
     inserted_job,
+    key_row,
     microseconds,
     node_info,
     offers_json,
@@ -80,8 +83,14 @@ class SQLiteExecutor:
         inserted = (self._insert(new) for new in jobs)
         return [job for job in inserted if job is not None]
 
+    def _available_us(self, new: NewJob) -> int:
+        if new.available_at is not None:
+            return to_us(new.available_at)
+        return self._now_us + microseconds(new.delay)
+
     def _insert(self, new: NewJob) -> Job | None:
         now_us = self._now_us
+        # As _available_us, inline: this is the enqueue hot path.
         if new.available_at is not None:
             available_us = to_us(new.available_at)
         else:
@@ -109,6 +118,71 @@ class SQLiteExecutor:
         assert job_id is not None
         available = self._now if available_us == now_us else from_us(available_us)
         return inserted_job(new, job_id, self._now, available, self._now)
+
+    def insert_unique(self, jobs: Sequence[NewJob]) -> list[Job]:
+        inserted: list[Job] = []
+        for new in jobs:
+            key = new.unique_key
+            if (
+                key is not None
+                and self._count(q.INSERT_UNIQUE, (key, *hold_values(new.unique_hold))) == 0
+            ):
+                continue  # the key is in the table: the caller reads its holder
+            inserted.append(self._insert_keyed(new))
+        return inserted
+
+    def take_over_keys(self, moves: Sequence[tuple[NewJob, int]]) -> list[Job]:
+        taken: list[Job] = []
+        for new, old_id in moves:
+            params = (*hold_values(new.unique_hold), new.unique_key, old_id)
+            if self._count(q.TAKE_OVER_KEYS, params) == 1:
+                taken.append(self._insert_keyed(new))
+        return taken
+
+    def _insert_keyed(self, new: NewJob) -> Job:
+        job = self._insert(new)
+        assert job is not None, "only a duplicate id could skip the insert"
+        if new.unique_key is not None:
+            self._cur.execute(q.KEY_JOB, (job.id, new.unique_key))
+        return job
+
+    def key_holds(self, keys: Sequence[str]) -> list[KeyHold]:
+        return self._with_holders(self._rows(q.KEY_HOLDS, (json.dumps(list(keys)),)))
+
+    def key_slice(self, after: str, limit: int) -> list[KeyHold]:
+        return self._with_holders(self._rows(q.KEY_SLICE, {"after": after, "limit": limit}))
+
+    def _with_holders(self, key_rows: list[Row]) -> list[KeyHold]:
+        keys = [key_row(row) for row in key_rows]
+        ids = [job_id for _, job_id, _ in keys]
+        holders = {job.id: job for job in self._hot_rows(q.HOLDERS_HOT, {"ids": json.dumps(ids)})}
+        finished = [job_id for job_id in ids if job_id not in holders]
+        if finished:
+            rows = self._rows(q.HOLDERS_ARCHIVED, {"ids": json.dumps(finished)})
+            holders.update((job.id, job) for job in map(archived, rows))
+        return [KeyHold(key, job_id, hold, holders.get(job_id)) for key, job_id, hold in keys]
+
+    def _hot_rows(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> list[Job]:
+        return [hot(row, self._now) for row in self._rows(sql, params)]
+
+    def delete_keys(self, keys: Sequence[KeyHold]) -> int:
+        self._cur.executemany(q.DELETE_KEYS, [(k.key, k.job_id) for k in keys])
+        return self._cur.rowcount
+
+    def replace_waiting(self, replacements: Sequence[tuple[int, NewJob]]) -> list[Job]:
+        changed: list[Job] = []
+        for job_id, new in replacements:
+            params = {
+                "id": job_id,
+                "set_payload": "payload" in new.replace,
+                "payload": new.raw_payload,
+                "set_priority": "priority" in new.replace,
+                "priority": new.priority,
+                "set_at": "run_at" in new.replace,
+                "at": self._available_us(new),
+            }
+            changed += self._hot_rows(q.REPLACE_WAITING, params)
+        return changed
 
     def claim(self, request: ClaimRequest) -> list[Job]:
         return self._reserve(q.CLAIM, request)
@@ -398,6 +472,13 @@ class SQLiteExecutor:
         (row,) = self._rows(q.CANCEL, {"now": self._now_us, "id": job_id})
         self._cur.execute(q.DELETE_HOT, (job_id,))
         return archived(row)
+
+    def request_cancel(self, job_id: int) -> Job | None:
+        flagged = self._hot_rows(q.REQUEST_CANCEL, {"now": self._now_us, "id": job_id})
+        return flagged[0] if flagged else None
+
+    def cancel_requested(self, node_id: str) -> list[int]:
+        return [scalar(row) for row in self._rows(q.CANCEL_REQUESTED, (node_id,))]
 
     def delete_hot(self, job_id: int) -> int:
         return self._count(q.DELETE_HOT, (job_id,))

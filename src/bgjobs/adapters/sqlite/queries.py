@@ -42,6 +42,47 @@ INSERT_ONE = (
     " ON CONFLICT DO NOTHING"
 )
 
+# unique keys -----------------------------------------------------------------------------------
+_KEYS = "bgjobs_unique_keys"
+# Take a unique key for a job about to be inserted, unless the key is in the table already
+# (rowcount 0); KEY_JOB then points it at the job. Postgres takes the key and inserts the job in
+# one statement.
+INSERT_UNIQUE = (
+    f"INSERT INTO {_KEYS} (key, job_id, while_running, keep_states, period_us)"
+    " VALUES (?, -1, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+# Point a key just taken at the job inserted for it (Postgres takes the job's id first).
+KEY_JOB = f"UPDATE {_KEYS} SET job_id = ? WHERE key = ? AND job_id = -1"
+# Move a key from a job that no longer holds it to a job about to be inserted (then KEY_JOB),
+# fenced on the old holder.
+TAKE_OVER_KEYS = (
+    f"UPDATE {_KEYS} SET job_id = -1, while_running = ?, keep_states = ?, period_us = ?"
+    " WHERE key = ? AND job_id = ?"
+)
+# The rows of the given keys (a JSON array); the write transaction already excludes everyone.
+KEY_HOLDS = f"SELECT {rows.KEY_SELECT} FROM {_KEYS} WHERE key IN (SELECT value FROM json_each(?))"
+# The jobs holding keys: waiting or running (HOLDERS_HOT) and finished (HOLDERS_ARCHIVED).
+HOLDERS_HOT = f"SELECT {_HOT} FROM bgjobs_jobs WHERE id IN {_IDS}"
+HOLDERS_ARCHIVED = f"SELECT {_ARCHIVE} FROM bgjobs_archive WHERE id IN {_IDS}"
+# Replace the payload, priority or run time of a job holding a key, if it still waits.
+REPLACE_WAITING = f"""
+UPDATE bgjobs_jobs SET
+    payload = CASE WHEN :set_payload THEN :payload ELSE payload END,
+    priority = CASE WHEN :set_priority THEN :priority ELSE priority END,
+    available_at = CASE WHEN :set_at THEN :at ELSE available_at END,
+    scheduled_at = CASE WHEN :set_at THEN :at ELSE scheduled_at END
+WHERE id = :id AND reserved_by IS NULL
+RETURNING {_HOT}"""
+# Keys after :after (in key order) whose job is no longer waiting or running with that key:
+# the ones that may have stopped holding (pruning reads them with their holders).
+KEY_SLICE = f"""
+SELECT {rows.select_list(rows.KEY_COLUMNS, "k")} FROM {_KEYS} k
+WHERE k.key > :after AND NOT EXISTS (
+    SELECT 1 FROM bgjobs_jobs j WHERE j.id = k.job_id AND j.unique_key = k.key)
+ORDER BY k.key LIMIT :limit"""
+# Forget a key, fenced on the job that held it (executemany).
+DELETE_KEYS = f"DELETE FROM {_KEYS} WHERE key = ? AND job_id = ?"
+
 # consuming -------------------------------------------------------------------------------------
 _RESERVE = (
     "UPDATE bgjobs_jobs SET reserved_by = :node, reserved_at = :now, lease_expires_at = :lease,"
@@ -204,12 +245,17 @@ INSERT INTO bgjobs_schedules (name, definition, queue, max_attempts) VALUES (?,?
 ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, queue = excluded.queue,
     max_attempts = excluded.max_attempts, removed_at = NULL
 """
-# The hot row holding a unique key (a schedule's pending or running run).
-BY_UNIQUE_KEY = f"SELECT {_HOT} FROM bgjobs_jobs WHERE unique_key = ?"
+# The waiting or running job a unique key points at (a schedule's pending or running run).
+BY_UNIQUE_KEY = f"""
+SELECT {rows.select_list(rows.HOT_COLUMNS, "j")}
+FROM {_KEYS} k JOIN bgjobs_jobs j ON j.id = k.job_id AND j.unique_key = k.key
+WHERE k.key = ?"""
+# A schedule's pending run is found through its key (the keys table), never by a scan.
 _SCHEDULE_STATE_FROM = f"""
 SELECT {rows.SCHEDULE_STATE_SELECT}
 FROM bgjobs_schedules s
-LEFT JOIN bgjobs_jobs j ON j.unique_key = :prefix || s.name
+LEFT JOIN {_KEYS} k ON k.key = :prefix || s.name
+LEFT JOIN bgjobs_jobs j ON j.id = k.job_id AND j.unique_key = k.key
 LEFT JOIN bgjobs_schedule_history h
     ON h.id = (SELECT max(id) FROM bgjobs_schedule_history WHERE schedule = s.name)"""
 # Every schedule with its pending run and newest history entry.
@@ -245,10 +291,14 @@ SCHEDULE_PAUSE = (
 SCHEDULE_RESUME = (
     "UPDATE bgjobs_schedules SET paused_at = NULL, paused_until = NULL WHERE name = :name"
 )
+# The waiting or running jobs holding a schedule's keys (regular and run-now), found through
+# the keys table's primary key: never a scan of the hot table.
+_SCHEDULE_RUNS = f"""id IN (SELECT job_id FROM {_KEYS} WHERE key IN (:regular, :run_now))
+  AND unique_key IN (:regular, :run_now)"""
 # Runs waiting for a schedule's run slot (given back while another run went) are due now.
-SCHEDULE_WAKE = """
+SCHEDULE_WAKE = f"""
 UPDATE bgjobs_jobs SET available_at = :now
-WHERE unique_key IN (:regular, :run_now) AND reserved_by IS NULL AND attempt = 0
+WHERE {_SCHEDULE_RUNS} AND reserved_by IS NULL AND attempt = 0
   AND scheduled_at <= :now AND available_at > :now"""
 # A node says which schedules it defines (again later: the first time stays).
 SCHEDULE_PUBLISH = """
@@ -271,7 +321,7 @@ DELETE FROM bgjobs_node_schedules WHERE published_at < :since
                   WHERE n.id = node_id AND n.heartbeat_at >= :since)"""
 # The waiting runs of a schedule (regular and run-now), removed with it.
 SCHEDULE_REMOVE_RUNS = f"""
-DELETE FROM bgjobs_jobs WHERE unique_key IN (:regular, :run_now) AND reserved_by IS NULL
+DELETE FROM bgjobs_jobs WHERE {_SCHEDULE_RUNS} AND reserved_by IS NULL
 RETURNING {_HOT}"""
 # No live node defines a schedule any more.
 SCHEDULE_REMOVED = (
@@ -381,6 +431,15 @@ CANCEL = f"""
 INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})
 SELECT {_CARRIED}, errors, 'cancelled', :now FROM bgjobs_jobs WHERE id = :id
 RETURNING {_ARCHIVE}"""
+# Ask the node running a job to stop it: its cancel watcher finds the flag (CANCEL_REQUESTED).
+REQUEST_CANCEL = f"""
+UPDATE bgjobs_jobs SET cancel_requested_at = coalesce(cancel_requested_at, :now)
+WHERE id = :id AND reserved_by IS NOT NULL
+RETURNING {_HOT}"""
+# The jobs a node runs that someone asked to cancel.
+CANCEL_REQUESTED = """
+SELECT id FROM bgjobs_jobs INDEXED BY bgjobs_jobs_cancel
+WHERE reserved_by = ? AND cancel_requested_at IS NOT NULL ORDER BY id"""
 # Delete a waiting job.
 DELETE_HOT = "DELETE FROM bgjobs_jobs WHERE id = ?"
 # Delete a finished job.

@@ -80,7 +80,27 @@ MIGRATIONS: dict[int, list[str]] = {
     # What each node publishes it runs (rolling deploys): {"workers": {queue: [name, ...]},
     # "schedules": {name: definition}}.
     3: ["ALTER TABLE bgjobs_nodes ADD COLUMN offers TEXT NOT NULL DEFAULT '{}'"],
-    4: [],
+    4: [
+        # Unique keys: one row per key, pointing at the job holding it (a scheduled job's
+        # pending run, or a job enqueued with unique=...). The primary key is what makes two
+        # enqueues of one key impossible; whether the holder still holds it is decided from the
+        # holder's state and the hold stored here (adapters.decisions.key_taken).
+        """CREATE TABLE bgjobs_unique_keys (
+            key TEXT PRIMARY KEY,
+            job_id INTEGER NOT NULL,
+            while_running INTEGER NOT NULL,
+            keep_states TEXT NOT NULL DEFAULT '[]',
+            period_us INTEGER
+        ) WITHOUT ROWID""",
+        """INSERT INTO bgjobs_unique_keys (key, job_id, while_running)
+           SELECT unique_key, id, 1 FROM bgjobs_jobs WHERE unique_key IS NOT NULL""",
+        # The keys table is the one place uniqueness is enforced now.
+        "DROP INDEX bgjobs_jobs_unique",
+        # Set when someone asks to cancel a running job; its node stops it.
+        "ALTER TABLE bgjobs_jobs ADD COLUMN cancel_requested_at INTEGER",
+        """CREATE INDEX bgjobs_jobs_cancel ON bgjobs_jobs (reserved_by)
+           WHERE cancel_requested_at IS NOT NULL""",
+    ],
     # Schedules you can operate: a history of every due time, pause, the run slot that keeps
     # runs of one schedule from overlapping, and which live node defines which schedule.
     5: [

@@ -33,9 +33,11 @@ import sqlite_utils
 from bgjobs.adapters.base import (
     SCHEMA_VERSION,
     Applied,
+    CancelCallback,
     ClaimRequest,
     Completion,
     EventCallback,
+    InEventLoop,
     WakeCallback,
     Wakeup,
 )
@@ -45,7 +47,7 @@ from bgjobs.adapters.sqlite import files, schema
 from bgjobs.adapters.sqlite.executor import SQLiteExecutor
 from bgjobs.adapters.sqlite.rows import is_undecodable_error, now_us, read_text
 from bgjobs.adapters.sqlite.wakeup import DataVersionWatcher
-from bgjobs.errors import SchemaError
+from bgjobs.errors import ConfigError, SchemaError
 from bgjobs.job import Job
 
 # SQLite's busy handler waits at most this long per attempt at the write lock; between attempts
@@ -286,14 +288,90 @@ class SQLiteStore(SharedStore):
                 conn.text_factory = read_text
             return operation(arg)
 
+    @contextmanager
+    def _caller(self, conn: object) -> Iterator[SQLiteExecutor]:
+        """The caller's connection to this store's file, in the caller's transaction."""
+        checked = self._callers_connection(conn)
+        cursor = checked.cursor()
+        cursor.row_factory = None  # rows by position, whatever the caller's factory
+        try:
+            yield SQLiteExecutor(cursor, now_us())
+        finally:
+            cursor.close()
+
+    def _callers_connection(self, conn: object) -> sqlite3.Connection:
+        if isinstance(conn, sqlite_utils.Database):
+            conn = conn.conn
+        if isinstance(conn, InEventLoop):
+            raise ConfigError(
+                "aenqueue/acancel take conn= only on Postgres (a psycopg.AsyncConnection); "
+                "on SQLite call enqueue(..., conn=...) in the thread that owns the connection"
+            )
+        if not isinstance(conn, sqlite3.Connection):
+            raise ConfigError(
+                "conn= must be a sqlite3.Connection or a sqlite_utils.Database on the store's "
+                f"file {self.path}, got {type(conn).__name__}"
+            )
+        cursor = conn.cursor()
+        cursor.row_factory = None
+        try:
+            files = {row[1]: row[2] for row in cursor.execute("PRAGMA database_list")}
+            main = files.get("main") or ""
+            if not (main and self.path.exists() and os.path.samefile(main, self.path)):
+                raise ConfigError(
+                    f"conn= is a connection to {main or 'an in-memory database'}, not to this "
+                    f"store's file {self.path}: a job can be written in your transaction only "
+                    "when both live in one database file"
+                )
+            if not conn.in_transaction:
+                raise ConfigError(
+                    "conn= is not inside a transaction, so the job would be committed at "
+                    "once: bgjobs writes in your transaction and never begins or commits one. "
+                    "Begin it first (`conn.execute('BEGIN')`, or run your own INSERT/UPDATE "
+                    "in it), then commit"
+                )
+            if not self._checked:
+                # Checked through the caller's connection: opening bgjobs' own now would wait
+                # for the write lock the caller's transaction may hold.
+                self._check_schema_through(cursor)
+        finally:
+            cursor.close()
+        return conn
+
+    def _check_schema_through(self, cursor: sqlite3.Cursor) -> None:
+        table = schema.VERSION_TABLE
+        found = cursor.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        version = 0
+        if found is not None:
+            version = int(cursor.execute(f"SELECT max(version) FROM {table}").fetchone()[0] or 0)
+        if version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"the bgjobs schema in {self.path} is at version {version}, this bgjobs needs "
+                f"{SCHEMA_VERSION}: migrate it before writing in your own transaction (run "
+                f"`bgjobs migrate --database {self.display_url}`, or open the store at start-up: "
+                "bg.store.open())"
+            )
+
     # wake-up -----------------------------------------------------------------------------------
-    def start_wakeup(self, on_wake: WakeCallback, on_channel: EventCallback) -> Wakeup:
+    def start_wakeup(
+        self,
+        on_wake: WakeCallback,
+        on_channel: EventCallback,
+        on_cancel: CancelCallback | None = None,
+    ) -> Wakeup:
         # While a runtime runs, the watcher checkpoints the WAL in the background, so no job's
         # commit pays for a checkpoint (they cost 10-20 ms and showed up as latency spikes).
         with self._lock:
             self._connection().execute("PRAGMA wal_autocheckpoint = 0")
+
+        def changed(queue: str | None) -> None:
+            # Any commit may have been a cancel request: SQLite cannot say which ids.
+            on_wake(queue)
+            if on_cancel is not None:
+                on_cancel(None)
+
         return DataVersionWatcher(
-            self.connect, on_wake, self._wakeup_interval, on_stop=self._restore_autocheckpoint
+            self.connect, changed, self._wakeup_interval, on_stop=self._restore_autocheckpoint
         )
 
     def _restore_autocheckpoint(self) -> None:
