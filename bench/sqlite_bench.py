@@ -3,6 +3,7 @@ on the same database file (a fresh file per measurement)."""
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import tempfile
 from collections.abc import Callable, Iterator
@@ -29,7 +30,10 @@ def database(tmp: Path, label: str) -> Iterator[tuple[Store, raw.RawFactory]]:
     """A fresh database file: a migrated bgjobs store and a raw-queue factory on that file."""
     path = tmp / f"{label}.db"
     for leftover in tmp.glob(f"{label}.db*"):
-        leftover.unlink()
+        if leftover.is_dir():  # the nodes' liveness lock files (<db>.nodes/)
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
     store = bgjobs.sqlite(path)
     store.open()
     try:

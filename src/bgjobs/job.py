@@ -82,6 +82,7 @@ class Job:
     unique_key: str | None = None
     schedule: str | None = None
     errors: tuple[JobError, ...] = ()
+    rescues: int = 0  # times its node died or lost its lease while running it
     _touch: Callable[[timedelta | None], None] | None = field(
         default=None, compare=False, repr=False
     )

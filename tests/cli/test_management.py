@@ -8,6 +8,8 @@ import pytest
 from tests.cli.conftest import APP_TARGET, Invoke, as_json, invoke_cli, ok
 from tests.cli.runtime_helpers import build, process
 
+from bgjobs.adapters.base import SCHEMA_VERSION
+
 
 def _make_empty_database(backend: str, database_url: str) -> None:
     if backend == "sqlite":
@@ -28,11 +30,11 @@ def test_commands_refuse_an_unmigrated_database(
 def test_migrate_reports_versions(backend: str, database_url: str, invoke: Invoke) -> None:
     _make_empty_database(backend, database_url)
     status = ok(invoke("migrate", "--status"))
-    assert "schema version 0, this bgjobs needs 1" in status
+    assert f"schema version 0, this bgjobs needs {SCHEMA_VERSION}" in status
     assert "bgjobs migrate" in status
-    assert "schema 0 -> 1" in ok(invoke("migrate"))
-    assert "already at version 1" in ok(invoke("migrate"))
-    assert "schema version 1 (current)" in ok(invoke("migrate", "--status"))
+    assert f"schema 0 -> {SCHEMA_VERSION}" in ok(invoke("migrate"))
+    assert f"already at version {SCHEMA_VERSION}" in ok(invoke("migrate"))
+    assert f"schema version {SCHEMA_VERSION} (current)" in ok(invoke("migrate", "--status"))
 
 
 def test_enqueue_list_and_show(migrated: Invoke) -> None:

@@ -47,12 +47,13 @@ HOT_COLUMNS = (
     "unique_key",
     "schedule",
     "errors",
+    "rescues",
 )
 # What a job keeps as it moves to the archive: all but its lease (its errors get the final one).
 CARRIED_COLUMNS = tuple(c for c in HOT_COLUMNS if c not in ("lease_expires_at", "errors"))
 # The archive (finished jobs).
 ARCHIVE_COLUMNS = (*CARRIED_COLUMNS, "errors", "state", "finished_at")
-NODE_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "queues")
+NODE_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "queues", "lock_key")
 # A schedule joined with its pending run (the run's columns are NULL when there is none).
 SCHEDULE_STATE_COLUMNS = (
     "name",
@@ -100,7 +101,7 @@ def parse_errors(text: str | None) -> tuple[JobError, ...]:
         return ()
     try:
         return tuple(JobError.from_dict(item) for item in json.loads(text))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         # A damaged history must not make the job unreadable.
         return ()
 
@@ -155,6 +156,7 @@ def _job(
         reserved_at,
         unique_key,
         schedule,
+        rescues,
         errors,
     ) = values
     available = to_time(available_at)
@@ -180,6 +182,7 @@ def _job(
         unique_key=unique_key,
         schedule=schedule,
         errors=parse_errors(errors),
+        rescues=rescues,
     )
 
 
@@ -215,6 +218,7 @@ def node_info(row: Row, to_time: ToTime, to_queues: Callable[[Any], Sequence[str
         started_at=to_time(node["started_at"]),
         heartbeat_at=to_time(node["heartbeat_at"]),
         queues=tuple(to_queues(node["queues"])),
+        lock_key=node["lock_key"],
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bgjobs.adapters import decisions
@@ -21,6 +22,7 @@ from bgjobs.adapters.base import (
     ClaimRequest,
     Completion,
     JobFilter,
+    NextRun,
     NodeInfo,
     QueueStats,
     RescueResult,
@@ -64,7 +66,7 @@ class SharedStore(ABC):
                 tx.lock(f"queue:{request.queue}")
                 return tx.claim_blocking(request)
         with self._writing() as tx:
-            return tx.claim(request)
+            return tx.claim_suspect(request) if request.suspects else tx.claim(request)
 
     def next_due_at(self, queue: str) -> datetime | None:
         with self._reading() as tx:
@@ -119,16 +121,56 @@ class SharedStore(ABC):
         with self._reading() as tx:
             return tx.list_nodes()
 
-    def rescue(self, node_timeout: timedelta) -> RescueResult:
+    def rescue(self, node_timeout: timedelta, next_run: NextRun | None = None) -> RescueResult:
         with self._transaction() as tx:
-            expired = tx.expired()
-            plan = decisions.plan_rescue(expired, tx.now()) if expired else decisions.RescuePlan()
-            if plan.release:
-                tx.rescue_release(plan.release)
-            if plan.fail:
-                tx.rescue_fail(plan.fail)
+            result = self._rescue(tx, tx.expired(), next_run, died=False)
             tx.forget_nodes(node_timeout)
-        return plan.result()
+        return result
+
+    def free_nodes(self, exclude: str) -> list[str]:
+        with self._reading() as tx:
+            return tx.free_nodes(exclude)
+
+    def rescue_nodes(
+        self, node_ids: Sequence[str], next_run: NextRun | None = None
+    ) -> RescueResult:
+        if not node_ids:
+            return RescueResult()
+        with self._transaction() as tx:
+            dead = tx.dead_nodes(node_ids)
+            if not dead:
+                return RescueResult()
+            result = self._rescue(tx, tx.jobs_of_nodes(dead), next_run, died=True)
+            tx.remove_nodes(dead)
+        return replace(result, nodes=dead)
+
+    def _rescue(
+        self, tx: Executor, jobs: list[Job], next_run: NextRun | None, *, died: bool
+    ) -> RescueResult:
+        """Release or fail rescued jobs; a scheduled run failed for good is recorded on its
+        schedule and gets its next run in this transaction, as a completion does."""
+        if not jobs:
+            return RescueResult()
+        plan = decisions.plan_rescue(jobs, tx.now(), died=died)
+        if plan.release:
+            tx.rescue_release(plan.release)
+        if plan.fail:
+            tx.rescue_fail(plan.fail)
+        next_runs: list[Job] = []
+        for rescued in plan.fail:
+            job = rescued.job
+            if job.schedule is not None:
+                tx.schedule_finished(job.schedule, job.scheduled_at, JobState.FAILED)
+            following = next_run(job) if next_run is not None else None
+            if following is not None:
+                next_runs += tx.insert_jobs([following])
+        return plan.result(next_runs)
+
+    def suspect_queues(self, queues: Sequence[str], blocking: Sequence[str]) -> set[str]:
+        if not queues:
+            return set()
+        with self._reading() as tx:
+            return tx.suspect_queues(queues, blocking)
 
     # scheduled jobs ----------------------------------------------------------------------------
     def register_schedule(self, registration: ScheduleRegistration, queue: str) -> Job | None:

@@ -21,6 +21,7 @@ from bgjobs.events import (
     JobDiscarded,
     JobFailed,
     JobTimedOut,
+    LivenessLost,
     MaintenanceError,
     NoWorkerForJob,
     QueueError,
@@ -39,7 +40,7 @@ _ERRORS = (
     SupervisorRestarted,
     NoWorkerForJob,
 )
-_WARNINGS = (JobFailed, JobTimedOut, WakeupLost)
+_WARNINGS = (JobFailed, JobTimedOut, WakeupLost, LivenessLost)
 
 
 def event_level(event: Event) -> str:

@@ -1,6 +1,11 @@
 """Periodic upkeep on every node: heartbeat and lease renewal, rescue of jobs whose node died,
 pruning of the archive, and re-registering schedules (so a cancelled pending run comes back).
 
+A round runs every ``PEER_CHECK_EVERY`` seconds. Each round looks at the peers' liveness locks
+(one cheap query) and rescues the jobs of nodes found dead at once, and tells the queue runners
+which queues have suspects waiting; heartbeat and the lease rescuer, the fallback for what no
+lock shows (a hung process, a partitioned network), run every heartbeat interval.
+
 Every step is safe when all nodes run it at once: each is one transaction whose conditions are
 re-checked inside it.
 """
@@ -8,16 +13,28 @@ re-checked inside it.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bgjobs.adapters.base import NodeInfo, Store, rescue_error
+from bgjobs.adapters.base import NextRun, NodeInfo, NodeLock, RescueResult, Store
 from bgjobs.builder import Retention
-from bgjobs.events import Event, JobDiscarded, JobRescued, MaintenanceError
-from bgjobs.job import JobState
+from bgjobs.events import (
+    Event,
+    JobDiscarded,
+    JobRescued,
+    LivenessLost,
+    LivenessRestored,
+    MaintenanceError,
+    NodeDied,
+    ScheduledNextRun,
+)
+from bgjobs.job import Job, JobState, NewJob
 from bgjobs.runtime.clock import Clock
+from bgjobs.runtime.liveness import PeerWatch
 
+PEER_CHECK_EVERY = 0.5
 PRUNE_EVERY = 60.0
 REGISTER_EVERY = 60.0
 
@@ -27,6 +44,16 @@ class MaintenanceConfig:
     heartbeat_interval: timedelta
     node_timeout: timedelta
     retention: Retention
+    queues: tuple[str, ...] = ()  # the queues this node serves
+    blocking: tuple[str, ...] = ()  # those of them that are blocking
+
+
+@dataclass(frozen=True)
+class MaintenanceHooks:
+    register_schedules: Callable[[], None]
+    on_rescued: Callable[[], None]  # rescued jobs are waiting: wake the queue runners
+    next_run: NextRun  # for a scheduled run that a rescue failed for good
+    suspects_due: Callable[[set[str]], None]  # the node's queues with suspects due now
 
 
 class Maintenance:
@@ -34,10 +61,10 @@ class Maintenance:
         self,
         store: Store,
         node: Callable[[], NodeInfo],
+        node_lock: NodeLock,
         config: MaintenanceConfig,
+        hooks: MaintenanceHooks,
         emit: Callable[[Event], None],
-        register_schedules: Callable[[], None],
-        on_rescued: Callable[[], None],
         now: Callable[[], datetime],
         clock: Clock,
     ) -> None:
@@ -45,20 +72,27 @@ class Maintenance:
         self._clock = clock
         self._store = store
         self._node = node
+        self._node_id = node().id
+        self._lock = node_lock
         self._config = config
+        self._hooks = hooks
         self._emit = emit
-        self._register_schedules = register_schedules
-        self._on_rescued = on_rescued
+        self._peers = PeerWatch(store.liveness_confirm, clock)
         self._stop = threading.Event()
+        self._last_beat = clock.monotonic()
         self._last_prune = 0.0
         self._last_register = clock.monotonic()
+        self._lock_key: str | None = node_lock.key
+        if self._lock_key is None:
+            self._report_lock()
 
     def stop(self) -> None:
         self._stop.set()
 
     def loop(self) -> None:
-        interval = self._config.heartbeat_interval.total_seconds()
-        while not self._clock.wait(self._stop, interval):
+        tick = min(PEER_CHECK_EVERY, self._config.heartbeat_interval.total_seconds())
+        self.run_once()  # at once: a restarted node rescues its dead predecessor first thing
+        while not self._clock.wait(self._stop, tick):
             self.run_once()
 
     def run_once(self) -> None:
@@ -72,15 +106,20 @@ class Maintenance:
                 return
 
     def _due_steps(self) -> Iterator[tuple[str, Callable[[], None]]]:
-        yield "heartbeat", self.heartbeat
-        yield "rescue", self.rescue
         now = self._clock.monotonic()
+        interval = self._config.heartbeat_interval.total_seconds()
+        if self._lock_changed() or now - self._last_beat >= interval:
+            self._last_beat = now
+            yield "heartbeat", self.heartbeat
+            yield "rescue", self.rescue
+        yield "peers", self.check_peers
+        yield "suspects", self.find_suspects
         if now - self._last_prune >= PRUNE_EVERY:
             self._last_prune = now
             yield "prune", self.prune
         if now - self._last_register >= REGISTER_EVERY:
             self._last_register = now
-            yield "schedules", self._register_schedules
+            yield "schedules", self._hooks.register_schedules
 
     def heartbeat(self) -> None:
         """Tell the registry this node is alive, and keep its jobs' leases from running out."""
@@ -89,14 +128,30 @@ class Maintenance:
         self._store.extend_leases(node.id, self._config.node_timeout)
 
     def rescue(self) -> None:
-        result = self._store.rescue(self._config.node_timeout)
+        """The lease rescuer: jobs whose lease ran out, whatever their node's lock says."""
+        self._announce(self._store.rescue(self._config.node_timeout, self._next_run))
+
+    def check_peers(self) -> None:
+        """Rescue at once the jobs of peers whose liveness lock is free: their process is gone."""
+        try:
+            free = self._store.free_nodes(self._node_id)
+        except Exception:
+            self._peers.forget()
+            raise
+        dead = self._peers.dead(free)
+        if not dead:
+            return
+        result = self._store.rescue_nodes(dead, self._next_run)
+        self._peers.forget(dead)
+        per_node = Counter(job.reserved_by for job in (*result.released, *result.failed))
         at = self._now()
-        for job in result.released:
-            self._emit(JobRescued(at=at, job=job, reason=rescue_error(job, at).message))
-        for job in result.failed:
-            self._emit(JobDiscarded(at=at, job=job, error=rescue_error(job, at)))
-        if result.released:
-            self._on_rescued()
+        for node in result.nodes:
+            self._emit(NodeDied(at=at, node_id=node, rescued=per_node[node]))
+        self._announce(result)
+
+    def find_suspects(self) -> None:
+        config = self._config
+        self._hooks.suspects_due(self._store.suspect_queues(config.queues, config.blocking))
 
     def prune(self) -> None:
         retention = self._config.retention
@@ -106,3 +161,44 @@ class Maintenance:
             self._store.prune(
                 retention.failed, [JobState.FAILED, JobState.DISCARDED, JobState.CANCELLED]
             )
+
+    # helpers -----------------------------------------------------------------------------------
+    def _announce(self, result: RescueResult) -> None:
+        at = self._now()
+        for job in result.released:
+            self._emit(JobRescued(at=at, job=job, reason=result.errors[job.id].message))
+        for job in result.failed:
+            self._emit(JobDiscarded(at=at, job=job, error=result.errors[job.id]))
+        for run in result.next_runs:
+            schedule = run.schedule or run.name
+            self._emit(ScheduledNextRun(at=at, schedule=schedule, job=run, run_at=run.available_at))
+        if result.released or result.next_runs:
+            self._hooks.on_rescued()
+
+    def _next_run(self, job: Job) -> NewJob | None:
+        """The schedule's next run, or None if it cannot be computed (re-registration then
+        restores one); never an error inside the rescue's transaction."""
+        try:
+            return self._hooks.next_run(job)
+        except Exception as exc:
+            error = f"the run after {job.name}#{job.id} could not be computed: {exc!r}"
+            self._emit(MaintenanceError(at=self._now(), task="rescue", error=error))
+            return None
+
+    def _lock_changed(self) -> bool:
+        """Whether this node's liveness lock came or went since the registry last heard (the
+        heartbeat then records it at once); says so with an event."""
+        key = self._lock.key
+        if key == self._lock_key:
+            return False
+        self._lock_key = key
+        self._report_lock()
+        return True
+
+    def _report_lock(self) -> None:
+        at = self._now()
+        if self._lock_key is None:
+            problem = self._lock.problem or "unknown"
+            self._emit(LivenessLost(at=at, node_id=self._node_id, error=problem))
+        else:
+            self._emit(LivenessRestored(at=at, node_id=self._node_id))

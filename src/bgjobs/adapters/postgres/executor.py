@@ -127,7 +127,15 @@ class PostgresExecutor:
         return [hot(row) for row in self._rows(self._q.claim, _claim_params(request))]
 
     def claim_blocking(self, request: ClaimRequest) -> list[Job]:
-        return [hot(row) for row in self._rows(self._q.claim_blocking, _claim_params(request))]
+        params = {**_claim_params(request), "suspects": request.suspects}
+        return [hot(row) for row in self._rows(self._q.claim_blocking, params)]
+
+    def claim_suspect(self, request: ClaimRequest) -> list[Job]:
+        return [hot(row) for row in self._rows(self._q.claim_suspect, _claim_params(request))]
+
+    def suspect_queues(self, queues: Sequence[str], blocking: Sequence[str]) -> set[str]:
+        params = {"queues": list(queues), "blocking": list(blocking)}
+        return {scalar(row) for row in self._conn.execute(self._q.suspect_queues, params)}
 
     def next_due(self, queue: str) -> datetime | None:
         return maybe_utc(scalar(self._one(self._q.next_due, {"queue": queue})))
@@ -149,6 +157,7 @@ class PostgresExecutor:
                     "id": c.job.id,
                     "node": c.node_id,
                     "attempt": c.job.attempt,
+                    "rescues": c.job.rescues,
                     "kind": c.outcome.value,
                     "keep": keeps_record(c),
                     "error": None if c.error is None else c.error.to_dict(),
@@ -175,7 +184,8 @@ class PostgresExecutor:
     # nodes and rescue --------------------------------------------------------------------------
     def heartbeat(self, node: NodeInfo) -> None:
         self._conn.execute(
-            self._q.heartbeat, (node.id, node.host, node.pid, node.started_at, list(node.queues))
+            self._q.heartbeat,
+            (node.id, node.host, node.pid, node.started_at, list(node.queues), node.lock_key),
         )
 
     def remove_node(self, node_id: str) -> None:
@@ -197,6 +207,20 @@ class PostgresExecutor:
 
     def forget_nodes(self, silent_for: timedelta) -> None:
         self._conn.execute(self._q.forget_nodes, (us(silent_for),))
+
+    def free_nodes(self, exclude: str) -> list[str]:
+        return [scalar(row) for row in self._conn.execute(self._q.free_nodes, (exclude,))]
+
+    def dead_nodes(self, node_ids: Sequence[str]) -> list[str]:
+        rows = self._conn.execute(self._q.dead_nodes, (list(node_ids),))
+        return [scalar(row) for row in rows]
+
+    def jobs_of_nodes(self, node_ids: Sequence[str]) -> list[Job]:
+        rows = self._conn.execute(self._q.jobs_of_nodes, (list(node_ids),)).fetchall()
+        return [hot(row) for row in rows]
+
+    def remove_nodes(self, node_ids: Sequence[str]) -> None:
+        self._conn.execute(self._q.remove_nodes, (list(node_ids),))
 
     # scheduled jobs ----------------------------------------------------------------------------
     def by_unique_key(self, unique_key: str) -> Job | None:
@@ -288,7 +312,12 @@ def _filter_params(where: JobFilter) -> dict[str, Any]:
 
 
 def _rescued(rescued: Sequence[Rescued]) -> str:
-    return batch_json([{"id": r.job.id, "error": r.error.to_dict()} for r in rescued])
+    return batch_json(
+        [
+            {"id": r.job.id, "error": r.error.to_dict(), "refund": 0 if r.charged else 1}
+            for r in rescued
+        ]
+    )
 
 
 def _unique_runs(completions: Sequence[Completion]) -> list[list[Completion]]:

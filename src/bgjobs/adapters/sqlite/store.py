@@ -28,6 +28,7 @@ from bgjobs.adapters.decisions import check_schema_version, too_new
 from bgjobs.adapters.shared_store import SharedStore
 from bgjobs.adapters.sqlite import schema
 from bgjobs.adapters.sqlite.executor import SQLiteExecutor
+from bgjobs.adapters.sqlite.node_locks import LockFiles, NodeLock
 from bgjobs.adapters.sqlite.rows import now_us
 from bgjobs.adapters.sqlite.wakeup import DataVersionWatcher
 from bgjobs.errors import SchemaError
@@ -40,6 +41,8 @@ class SQLiteStore(SharedStore):
     the wake-up watcher needs a second connection to the same database."""
 
     backend = "sqlite"
+    # A live process never loses its flock: a free lock is proof enough at the first look.
+    liveness_confirm = timedelta(0)
 
     def __init__(
         self,
@@ -65,6 +68,7 @@ class SQLiteStore(SharedStore):
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._checked = False
+        self._node_locks = LockFiles(self.path)
 
     # lifecycle ---------------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
@@ -163,7 +167,7 @@ class SQLiteStore(SharedStore):
                     time.sleep(0.005)
             cursor = conn.cursor()
             try:
-                yield SQLiteExecutor(cursor, now_us())
+                yield SQLiteExecutor(cursor, now_us(), self._node_locks)
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
@@ -182,9 +186,13 @@ class SQLiteStore(SharedStore):
         with self._lock:
             cursor = self._connection().cursor()
             try:
-                yield SQLiteExecutor(cursor, now_us())
+                yield SQLiteExecutor(cursor, now_us(), self._node_locks)
             finally:
                 cursor.close()
+
+    # liveness ----------------------------------------------------------------------------------
+    def hold_node_lock(self, node_id: str) -> NodeLock:
+        return self._node_locks.hold(node_id)
 
     # wake-up -----------------------------------------------------------------------------------
     def start_wakeup(self, on_wake: WakeCallback, on_channel: EventCallback) -> Wakeup:
