@@ -15,10 +15,13 @@ import bgjobs
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_node(url: str, mode: str, *extra: str) -> subprocess.Popen[str]:
+def start_node(
+    url: str, mode: str, *extra: str, module: str = "tests.support.node"
+) -> subprocess.Popen[str]:
+    """A node process (``module`` is its script), returned once it printed "ready"."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.support.node", url, mode, *extra],
+        [sys.executable, "-m", module, url, mode, *extra],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
