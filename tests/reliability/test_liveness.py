@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.conftest import PG_URL, wait_until
+from tests.conftest import PG_URL, Recorder, wait_until
 from tests.support.procs import ROOT
 
+import bgjobs
 from bgjobs.adapters.base import ClaimRequest, NodeInfo, Store
+from bgjobs.events import JobRescued, LivenessLost, NodeDied
 from bgjobs.job import JobState, NewJob
 
 # Holds a node's liveness lock in its own process until killed; prints the lock's key.
@@ -128,3 +130,48 @@ def test_a_postgres_node_takes_its_lock_back_when_its_connection_drops(
     )
     assert lock.key is not None and store.free_nodes("me") == []
     lock.release()
+
+
+def test_a_node_that_cannot_take_its_lock_says_so_and_is_left_to_its_lease(
+    store_factory: Callable[..., Store], backend: str, tmp_path: Path
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite only: a file where the lock directory should be")
+    (tmp_path / "jobs.db.nodes").write_text("not a directory")
+    store = store_factory()
+    recorder = Recorder()
+    bg = (
+        bgjobs.new(store)
+        .with_event_listener(recorder)
+        .with_queue(bgjobs.queue("q").with_worker(bgjobs.worker("w", lambda job: None)))
+        .build()
+    )
+    with bg:
+        wait_until(lambda: recorder.of(LivenessLost), 10, "LivenessLost")
+        (node,) = store.list_nodes()
+        assert node.lock_key is None, "peers must not probe a lock it does not hold"
+        done = bg.enqueue("w")
+        wait_until(lambda: (store.get_job(done.id) or done).state is JobState.SUCCEEDED, 10)
+    (event,) = recorder.of(LivenessLost)
+    assert "jobs.db.nodes" in event.error
+
+
+def test_a_running_node_rescues_a_dead_peer_and_says_so(store: Store, database_url: str) -> None:
+    recorder = Recorder()
+    bg = (
+        bgjobs.new(store)
+        .with_event_listener(recorder)
+        .with_queue(bgjobs.queue("q").with_worker(bgjobs.worker("w", lambda job: None)))
+        .build()
+    )
+    proc, key = holder(database_url, "h:1:dead")
+    register(store, "h:1:dead", key)
+    (job,) = store.insert_jobs([NewJob(queue="q", name="w", raw_payload="{}", max_attempts=1)])
+    store.claim(ClaimRequest("q", "h:1:dead", 1, timedelta(minutes=5)))
+    with bg:
+        proc.kill()
+        proc.wait()
+        wait_until(lambda: (store.get_job(job.id) or job).state is JobState.SUCCEEDED, 10)
+    (died,) = recorder.of(NodeDied)
+    assert (died.node_id, died.rescued) == ("h:1:dead", 1)
+    assert [e.job.id for e in recorder.of(JobRescued)] == [job.id]
