@@ -48,7 +48,7 @@ def register(store: Store, node_id: str, lock_key: str | None) -> None:
 
 
 def test_a_killed_nodes_lock_is_free_and_its_jobs_are_rescued_at_once(
-    store: Store, database_url: str
+    store: Store, database_url: str, backend: str, tmp_path: Path
 ) -> None:
     proc, key = holder(database_url, "h:1:dead")
     try:
@@ -70,6 +70,8 @@ def test_a_killed_nodes_lock_is_free_and_its_jobs_are_rescued_at_once(
     back = store.get_job(rescued.id)
     assert back is not None and back.state is JobState.AVAILABLE and back.rescues == 1
     assert [n.id for n in store.list_nodes()] == ["h:2:leased"], "the dead node left"
+    if backend == "sqlite":
+        assert not (tmp_path / "jobs.db.nodes" / key).exists(), "its lock file is cleaned up"
     assert store.free_nodes("me") == []
     assert store.rescue_nodes(["h:1:dead"]).released == [], "rescued exactly once"
 
