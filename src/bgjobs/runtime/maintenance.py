@@ -90,8 +90,8 @@ class Maintenance:
         self._stop.set()
 
     def loop(self) -> None:
+        # The first round after one tick, not at once: start-up's own queries come first.
         tick = min(PEER_CHECK_EVERY, self._config.heartbeat_interval.total_seconds())
-        self.run_once()  # at once: a restarted node rescues its dead predecessor first thing
         while not self._clock.wait(self._stop, tick):
             self.run_once()
 
