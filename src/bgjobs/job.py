@@ -128,6 +128,7 @@ class Job:
     errors: tuple[JobError, ...] = ()
     raw_meta: str | None = None  # JSON object of strings carried with the job (trace context)
     progress: Progress | None = None  # as stored when this record was read
+    rescues: int = 0  # times its node died or lost its lease while running it
     _touch: Callable[[timedelta | None], None] | None = field(
         default=None, compare=False, repr=False
     )

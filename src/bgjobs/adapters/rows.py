@@ -57,12 +57,13 @@ HOT_COLUMNS = (
     "meta",
     "progress",
     "progress_message",
+    "rescues",
 )
 # What a job keeps as it moves to the archive: all but its lease (its errors get the final one).
 CARRIED_COLUMNS = tuple(c for c in HOT_COLUMNS if c not in ("lease_expires_at", "errors"))
 # The archive (finished jobs).
 ARCHIVE_COLUMNS = (*CARRIED_COLUMNS, "errors", "state", "finished_at")
-NODE_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "queues", "offers")
+NODE_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "queues", "offers", "lock_key")
 # A schedule's history (one entry per due time, or per span of them).
 HISTORY_COLUMNS = (
     "id",
@@ -158,7 +159,7 @@ def parse_errors(text: str | None) -> tuple[JobError, ...]:
         return ()
     try:
         return tuple(JobError.from_dict(item) for item in json.loads(text))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         # A damaged history must not make the job unreadable.
         return ()
 
@@ -216,6 +217,7 @@ def _job(
         meta,
         progress,
         progress_message,
+        rescues,
         errors,
     ) = values
     available = to_time(available_at)
@@ -243,6 +245,7 @@ def _job(
         errors=parse_errors(errors),
         raw_meta=meta,
         progress=None if progress is None else Progress(progress, progress_message or ""),
+        rescues=rescues,
     )
 
 
@@ -288,6 +291,7 @@ def node_info(
         queues=tuple(to_queues(node["queues"])),
         workers=workers,
         schedules=schedules,
+        lock_key=node["lock_key"],
     )
 
 
