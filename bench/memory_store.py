@@ -23,9 +23,20 @@ class _NoWakeup:
         return None
 
 
+class _OneProcessLock:
+    """Every node of a memory store lives in this process: it is alive while the store is."""
+
+    key = "memory"
+    problem = None
+
+    def release(self) -> None:
+        return None
+
+
 class MemoryStore:
     backend = "memory"
     display_url = "memory://"
+    liveness_confirm = timedelta(0)
 
     def __init__(self) -> None:
         self._jobs: dict[int, Job] = {}
@@ -58,6 +69,16 @@ class MemoryStore:
 
     def waiting_names(self) -> list[Any]:
         return []
+
+    def hold_node_lock(self, node_id: str) -> _OneProcessLock:
+        return _OneProcessLock()
+
+    def free_nodes(self, exclude: str) -> list[str]:
+        return []
+
+    def suspect_queues(self, queues: Sequence[str], blocking: Sequence[str],
+                       names: Any = None) -> set[str]:
+        return set()
 
     def register_schedule(self, registration: Any, queue: str) -> None:
         return None

@@ -3,6 +3,7 @@ on the same database file (a fresh file per round; see rounds.py for the order o
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -32,7 +33,10 @@ def database(tmp: Path, label: str) -> Iterator[Db]:
     """A fresh database file: a migrated bgjobs store and a raw-queue factory on that file."""
     path = tmp / f"{label}.db"
     for leftover in tmp.glob(f"{label}.db*"):
-        leftover.unlink()
+        if leftover.is_dir():  # the nodes' liveness lock files (<db>.nodes/)
+            shutil.rmtree(leftover)
+        else:
+            leftover.unlink()
     store = bgjobs.sqlite(path)
     store.open()
     try:

@@ -140,7 +140,8 @@ class JobCancelled(JobEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class JobRescued(JobEvent):
-    """A job whose node stopped heartbeating (or whose lease ran out) was put back to run again."""
+    """A job whose node died (its liveness lock was released) or whose lease ran out was put
+    back to run again; ``reason`` says which, and whether it counts as an attempt."""
 
     reason: str
 
@@ -311,9 +312,10 @@ class StoreError(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class MaintenanceError(Event):
-    """A maintenance step (``heartbeat``, ``rescue``, ``peers``, ``prune``, ``schedules``) failed;
-    the rest of that round is skipped and the next heartbeat tries again. ``upkeep`` (the store's
-    own housekeeping, e.g. a vacuum) runs on its own loop and is tried again a few seconds later."""
+    """A maintenance step (``heartbeat``, ``rescue``, ``peers``: what the live nodes run,
+    ``liveness``: the peers' liveness locks, ``suspects``, ``prune``, ``schedules``) failed; the
+    rest of that round is skipped and the next round tries again. ``upkeep`` (the store's own
+    housekeeping, e.g. a vacuum) runs on its own loop and is tried again a few seconds later."""
 
     task: str
     error: str
@@ -377,6 +379,37 @@ class WakeupRestored(Event):
     pass
 
 
+@dataclass(frozen=True, kw_only=True)
+class NodeDied(Event):
+    """A peer's liveness lock was found free: its process is gone. Its jobs were rescued at once
+    (a JobRescued or JobDiscarded each) and it was removed from the node registry."""
+
+    node_id: str
+    rescued: int
+
+    def describe(self) -> str:
+        return f"{self.kind} node={self.node_id} jobs rescued={self.rescued}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LivenessLost(Event):
+    """This node does not hold its liveness lock, so if it died its peers would rescue its jobs
+    only after its lease (``error`` says why). bgjobs keeps trying to take it back."""
+
+    node_id: str
+    error: str
+
+    def describe(self) -> str:
+        return f"{self.kind} node={self.node_id}: {self.error}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LivenessRestored(Event):
+    """This node holds its liveness lock again."""
+
+    node_id: str
+
+
 Listener = Callable[[Event], None]
 
 PROBLEMS = (
@@ -386,6 +419,7 @@ PROBLEMS = (
     QueueError,
     StoreError,
     MaintenanceError,
+    LivenessLost,
     NoLiveWorker,
     ScheduleConflict,
 )

@@ -137,6 +137,7 @@ class Job:
     progress: Progress | None = None  # as stored when this record was read
     cancel_requested_at: datetime | None = None  # someone asked to cancel it while it ran
     conflict: Conflict | None = field(default=None, compare=False)  # set on enqueue's duplicates
+    rescues: int = 0  # times its node died or lost its lease while running it
     _touch: Callable[[timedelta | None], None] | None = field(
         default=None, compare=False, repr=False
     )

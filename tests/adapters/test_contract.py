@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,6 +16,7 @@ from bgjobs.adapters.base import (
     JobFilter,
     NodeInfo,
     Outcome,
+    RescueResult,
     ScheduleRegistration,
     Store,
     schedule_key,
@@ -187,19 +189,70 @@ def test_release_puts_jobs_back_without_counting_the_attempt(store: Store) -> No
     assert len(claim(store, node="b")) == 2
 
 
-def test_rescue_releases_expired_leases_and_fails_exhausted(store: Store) -> None:
-    store.insert_jobs([new(max_attempts=3), new(max_attempts=1)])
-    retry_me, exhausted = claim(store, node="dead", lease=timedelta(milliseconds=1))
+def expire_and_rescue(store: Store, node: str = "dead", suspects: bool = False) -> RescueResult:
+    """Claim what there is as ``node`` with a lease that runs out at once, then rescue."""
+    request = ClaimRequest("default", node, 10, timedelta(milliseconds=1), suspects=suspects)
+    assert store.claim(request), "something to claim"
     time.sleep(0.01)
-    result = store.rescue(timedelta(seconds=30))
-    assert [j.id for j in result.released] == [retry_me.id]
-    assert [j.id for j in result.failed] == [exhausted.id]
-    back = store.get_job(retry_me.id)
-    assert back is not None and back.state is JobState.AVAILABLE
-    assert back.errors[-1].type == "JobRescued"
-    dead = store.get_job(exhausted.id)
-    assert dead is not None and dead.state is JobState.FAILED
+    return store.rescue(timedelta(seconds=30))
+
+
+def test_rescue_gives_the_attempt_back_to_jobs_that_ran_beside_others(store: Store) -> None:
+    one, two = store.insert_jobs([new(max_attempts=3), new(max_attempts=1)])
+    result = expire_and_rescue(store)
+    assert sorted(j.id for j in result.released) == [one.id, two.id] and result.failed == []
+    for job_id in (one.id, two.id):
+        back = store.get_job(job_id)
+        assert back is not None and back.state is JobState.AVAILABLE
+        assert (back.attempt, back.rescues) == (0, 1)
+        assert back.errors[-1].type == "JobRescued"
+        assert "not counted as an attempt" in result.errors[job_id].message
     assert store.rescue(timedelta(seconds=30)).released == []
+
+
+def test_a_job_rescued_twice_is_a_suspect_claimed_only_alone(store: Store) -> None:
+    one, _ = store.insert_jobs([new(), new()])
+    expire_and_rescue(store)
+    expire_and_rescue(store)
+    assert claim(store) == [], "a plain claim never takes a suspect"
+    alone = store.claim(ClaimRequest("default", "n1", 10, LEASE, suspects=True))
+    assert [(j.id, j.rescues, j.attempt) for j in alone] == [(one.id, 2, 1)], "one at a time"
+
+
+def test_waiting_suspects_count_as_waiting_but_are_no_plain_claims_next_job(
+    store: Store,
+) -> None:
+    store.insert_jobs([new()])
+    expire_and_rescue(store)
+    expire_and_rescue(store)
+    (stats,) = store.queue_stats(timedelta(minutes=1))
+    assert (stats.available, stats.running) == (1, 0)
+    assert store.next_due_at("default") is None, "a runner must not spin on a suspect"
+    assert store.suspect_queues(["default", "other"], []) == {"default"}
+
+
+def test_a_suspect_is_only_for_a_node_with_its_worker(store: Store) -> None:
+    (job,) = store.insert_jobs([new()])
+    expire_and_rescue(store)
+    expire_and_rescue(store)
+    # A node without the worker neither drains for the suspect nor claims it.
+    assert store.suspect_queues(["default"], [], {"default": ("other",)}) == set()
+    request = ClaimRequest("default", "n", 1, timedelta(seconds=30), suspects=True)
+    assert store.claim(replace(request, names=("other",))) == []
+    assert store.suspect_queues(["default"], [], {"default": ("work",)}) == {"default"}
+    assert [j.id for j in store.claim(replace(request, names=("work",)))] == [job.id]
+
+
+def test_rescue_charges_a_suspect_that_ran_alone(store: Store) -> None:
+    (job,) = store.insert_jobs([new(max_attempts=1)])
+    expire_and_rescue(store)
+    expire_and_rescue(store)
+    result = expire_and_rescue(store, suspects=True)
+    assert [j.id for j in result.failed] == [job.id] and result.released == []
+    assert "counts as attempt 1 of 1" in result.errors[job.id].message
+    dead = store.get_job(job.id)
+    assert dead is not None and dead.state is JobState.FAILED
+    assert [e.type for e in dead.errors] == ["JobRescued"] * 3 and dead.rescues == 3
 
 
 def test_extend_leases_protects_from_rescue(store: Store) -> None:
@@ -354,7 +407,8 @@ def test_a_stale_and_a_current_completion_of_one_job_in_one_batch(store: Store) 
     time.sleep(0.01)
     store.rescue(timedelta(seconds=30))
     second = claim(store)[0]
-    assert (second.id, second.attempt) == (first.id, 2), "rescued, then re-claimed by n1"
+    assert (second.id, second.attempt) == (first.id, 1), "rescued, then re-claimed by n1"
+    assert (first.rescues, second.rescues) == (0, 1), "the rescue count tells the claims apart"
     results = store.complete(
         [
             Completion(job=first, node_id="n1", outcome=Outcome.SUCCEEDED),
@@ -429,12 +483,13 @@ def test_rescue_appends_to_the_error_history_of_many_jobs(store: Store) -> None:
     assert len(claimed) == 5
     time.sleep(0.01)
     result = store.rescue(timedelta(seconds=30))
-    assert len(result.released) == 0 and len(result.failed) == 5, "every attempt is spent"
-    for job in result.failed:
-        dead = store.get_job(job.id)
-        assert dead is not None and dead.state is JobState.FAILED
+    assert len(result.released) == 5 and result.failed == [], "ran together: none is charged"
+    for job in result.released:
+        back = store.get_job(job.id)
+        assert back is not None and back.state is JobState.AVAILABLE
+        assert back.attempt == job.attempt - 1, "the attempt is given back"
         expected = ["JobRescued"] if job.max_attempts == 1 else ["ValueError", "JobRescued"]
-        assert [e.type for e in dead.errors] == expected
+        assert [e.type for e in back.errors] == expected
 
 
 def test_prune_keeps_recent_jobs_and_other_states(store: Store) -> None:

@@ -156,16 +156,27 @@ def test_history_is_pruned_by_how_its_runs_ended() -> None:
     ]
 
 
-def test_rescue_fails_jobs_out_of_attempts_and_releases_the_rest() -> None:
-    spare = job(id=1, attempt=1, max_attempts=3, reserved_by="dead")
-    spent = job(id=2, attempt=3, max_attempts=3, reserved_by="dead")
-    plan = decisions.plan_rescue([spare, spent], NOW)
-    assert [r.job.id for r in plan.release] == [1]
-    assert [r.job.id for r in plan.fail] == [2]
+def test_rescue_charges_only_suspects_and_fails_those_out_of_attempts() -> None:
+    beside = job(id=1, attempt=3, max_attempts=3, reserved_by="dead", rescues=1)
+    spare = job(id=2, attempt=1, max_attempts=3, reserved_by="dead", rescues=2)
+    spent = job(id=3, attempt=3, max_attempts=3, reserved_by="dead", rescues=2)
+    plan = decisions.plan_rescue([beside, spare, spent], NOW, died=True)
+    assert [(r.job.id, r.charged) for r in plan.release] == [(1, False), (2, True)]
+    assert [(r.job.id, r.charged) for r in plan.fail] == [(3, True)]
     error = plan.fail[0].error
     assert (error.type, error.attempt, error.at) == ("JobRescued", 3, NOW)
-    assert "node dead" in error.message
-    assert plan.result().released == [spare] and plan.result().failed == [spent]
+    assert "node dead died" in error.message and "attempt 3 of 3" in error.message
+    assert "not counted" in plan.release[0].error.message
+    assert "runs by itself from now on" in plan.release[0].error.message
+    result = plan.result()
+    assert result.released == [beside, spare] and result.failed == [spent]
+    assert result.errors[3] == error
+
+
+def test_a_rescue_by_lease_says_so() -> None:
+    (rescued,) = decisions.plan_rescue([job(reserved_by="n", attempt=1)], NOW).release
+    assert "the lease of node n ran out" in rescued.error.message
+    assert "from rescue 2 on it runs by itself" in rescued.error.message
 
 
 def test_schema_version_check_names_the_fix() -> None:

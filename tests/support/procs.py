@@ -15,8 +15,11 @@ import bgjobs
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_node(url: str, mode: str, *extra: str) -> subprocess.Popen[str]:
-    return start_ready("tests.support.node", url, mode, *extra)
+def start_node(
+    url: str, mode: str, *extra: str, module: str = "tests.support.node"
+) -> subprocess.Popen[str]:
+    """A node process (``module`` is its script), returned once it printed "ready"."""
+    return start_ready(module, url, mode, *extra)
 
 
 def start_ready(module: str, *args: str, stdin: bool = False) -> subprocess.Popen[str]:

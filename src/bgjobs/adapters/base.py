@@ -32,7 +32,8 @@ class Outcome(StrEnum):
 @dataclass(frozen=True)
 class Completion:
     """How one claimed job ended. Applied only if the job is still reserved by ``node_id`` for the
-    same attempt (a fence), so a job rescued from under a slow node is never finished twice."""
+    same attempt and rescue count (a fence), so a job rescued from under a slow node is never
+    finished twice."""
 
     job: Job
     node_id: str
@@ -77,6 +78,9 @@ class ClaimRequest:
     # The job names this node has a worker for on ``queue``: jobs of other names are left for
     # a node that can run them. None claims any name (tools and tests).
     names: tuple[str, ...] | None = None
+    # Suspects only (jobs rescued SUSPECT_AFTER times or more), one at a time, for running alone;
+    # without it a claim never takes a suspect.
+    suspects: bool = False
 
 
 class Occurrence(StrEnum):
@@ -197,6 +201,8 @@ class NodeInfo:
     workers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     # Per scheduled job it defines, the definition (``Schedule.describe()``).
     schedules: Mapping[str, str] = field(default_factory=dict)
+    # The node's liveness lock (NodeLock.key) while it holds one; None: watched by its lease only.
+    lock_key: str | None = None
 
     def runs(self, queue: str, name: str) -> bool:
         """Whether this node claims jobs named ``name`` on ``queue``."""
@@ -265,8 +271,41 @@ class JobFilter:
 
 @dataclass(frozen=True)
 class RescueResult:
-    released: list[Job]  # back to the queue
-    failed: list[Job]  # out of attempts: archived as failed
+    released: list[Job] = field(default_factory=list)  # back to the queue
+    failed: list[Job] = field(default_factory=list)  # out of attempts: archived as failed
+    errors: dict[int, JobError] = field(default_factory=dict)  # the rescue error, by job id
+    next_runs: list[Job] = field(default_factory=list)  # of failed scheduled runs, same transaction
+    nodes: list[str] = field(default_factory=list)  # dead nodes removed from the registry
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """What a scheduled run's completion (or its rescue, failing it for good) writes besides the
+    run's own record: the next run, and the history of the other due times it settles."""
+
+    next_run: NewJob | None = None
+    history: tuple[ScheduleRecord, ...] = ()
+
+
+FollowUpOf = Callable[[Job], FollowUp]
+"""What follows a scheduled run which ended (nothing: not a schedule this runtime knows)."""
+
+
+class NodeLock(Protocol):
+    """The lock that shows a node alive for as long as its process lives (``Store.hold_node_lock``).
+    Peers that find it free know the node is gone, without waiting for its lease."""
+
+    @property
+    def key(self) -> str | None:
+        """What the node's registry row records, so peers can probe the lock; None while the lock
+        is not held (peers then go by the node's lease alone)."""
+
+    @property
+    def problem(self) -> str | None:
+        """Why the lock is not held, for the LivenessLost event (None while held)."""
+
+    def release(self) -> None:
+        """Let go (at shutdown, after the node left the registry). Idempotent."""
 
 
 @dataclass(frozen=True)
@@ -368,8 +407,38 @@ class Store(Protocol):
 
     def list_nodes(self) -> list[NodeInfo]: ...
 
-    def rescue(self, node_timeout: timedelta) -> RescueResult:
-        """Release jobs whose lease ran out; drop nodes silent for longer than node_timeout."""
+    def rescue(self, node_timeout: timedelta, follow_up: FollowUpOf | None = None) -> RescueResult:
+        """Release jobs whose lease ran out; drop nodes silent for longer than node_timeout.
+        A scheduled run failed for good is settled on its schedule as a completion would be:
+        its history, and what ``follow_up`` says comes next, in the same transaction."""
+
+    # liveness --------------------------------------------------------------------------------
+    liveness_confirm: timedelta
+    """How long a peer's liveness lock must be seen free before the peer counts as dead: zero
+    where a live process cannot lose its lock, more where a connection can drop and come back."""
+
+    def hold_node_lock(self, node_id: str) -> NodeLock:
+        """Take this node's liveness lock, before the node registers. Never raises: a lock that
+        cannot be taken has ``key`` None and says why in ``problem``."""
+
+    def free_nodes(self, exclude: str) -> list[str]:
+        """Registered nodes (but ``exclude``) whose liveness lock is provably free right now."""
+
+    def rescue_nodes(
+        self, node_ids: Sequence[str], follow_up: FollowUpOf | None = None
+    ) -> RescueResult:
+        """For the given nodes whose lock is still free (re-checked in the transaction): release
+        or fail their jobs at once, as ``rescue`` does, and remove them from the registry."""
+
+    def suspect_queues(
+        self,
+        queues: Sequence[str],
+        blocking: Sequence[str],
+        names: Mapping[str, Sequence[str]] | None = None,
+    ) -> set[str]:
+        """Which of ``queues`` have a suspect due that a suspect claim could take now (of a
+        ``blocking`` queue: only its head, while nothing of it runs), counting on a queue of
+        ``names`` only the suspects of its names there (the claim's ``names``)."""
 
     def waiting_names(self) -> list[WaitingName]:
         """Due, unclaimed jobs counted per (queue, name), sorted (to find names nobody runs)."""
@@ -476,10 +545,39 @@ def hot_state(reserved_by: str | None, available_at: datetime, now: datetime) ->
     return JobState.SCHEDULED if available_at > now else JobState.AVAILABLE
 
 
-def rescue_error(job: Job, at: datetime) -> JobError:
-    return JobError(
-        at=at,
-        attempt=job.attempt,
-        type="JobRescued",
-        message=f"node {job.reserved_by} stopped heartbeating before the job finished",
+SUSPECT_AFTER = 2
+"""Rescues after which a job is a suspect: it then runs only alone on its node (ClaimRequest
+.suspects), so that a rescue of it can be charged as an attempt. A first rescue is usually not
+the job's fault (a deploy's SIGKILL, an OOM kill of a busy node, a lost machine)."""
+
+
+def rescue_error(job: Job, at: datetime, *, died: bool) -> JobError:
+    """The error a rescued job's history gains. ``died``: its node's liveness lock was found
+    free (else its lease ran out). Charged as an attempt only if it was running alone."""
+    node = job.reserved_by
+    cause = (
+        f"node {node} died (its liveness lock was released) before the job finished"
+        if died
+        else f"the lease of node {node} ran out (no heartbeat) before the job finished"
     )
+    if is_suspect(job):
+        fate = (
+            f"it was running alone on that node, so this counts as attempt {job.attempt} "
+            f"of {job.max_attempts}"
+        )
+    else:
+        fate = (
+            "not counted as an attempt: other jobs may have been running beside it, so the "
+            f"crash may not be its fault (rescue {job.rescues + 1}"
+            + (
+                "; it runs by itself from now on)"
+                if job.rescues + 1 >= SUSPECT_AFTER
+                else f"; from rescue {SUSPECT_AFTER} on it runs by itself)"
+            )
+        )
+    return JobError(at=at, attempt=job.attempt, type="JobRescued", message=f"{cause}; {fate}")
+
+
+def is_suspect(job: Job) -> bool:
+    """Whether ``job`` was rescued often enough to be claimed only alone."""
+    return job.rescues >= SUSPECT_AFTER

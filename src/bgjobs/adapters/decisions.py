@@ -23,6 +23,7 @@ from bgjobs.adapters.base import (
     ScheduleRegistration,
     ScheduleState,
     is_regular_run,
+    is_suspect,
     rescue_error,
 )
 from bgjobs.errors import RuntimeStateError, SchemaError
@@ -312,30 +313,43 @@ def plan_keys(
 # rescue -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Rescued:
-    """A job whose lease ran out, and the error its history gains."""
+    """A job whose node died or lost its lease, the error its history gains, and whether the
+    rescue is charged as an attempt (the attempt was counted at claim time; if not charged, the
+    rescue gives it back)."""
 
     job: Job
     error: JobError
+    charged: bool
 
 
 @dataclass(frozen=True)
 class RescuePlan:
-    release: list[Rescued] = field(default_factory=list)  # back to the queue, attempt counted
-    fail: list[Rescued] = field(default_factory=list)  # out of attempts: archive as failed
+    release: list[Rescued] = field(default_factory=list)  # back to the queue, rescues + 1
+    fail: list[Rescued] = field(default_factory=list)  # charged, out of attempts: archive as failed
 
-    def result(self) -> RescueResult:
+    def result(self, next_runs: Sequence[Job] = (), nodes: Sequence[str] = ()) -> RescueResult:
+        everyone = [*self.release, *self.fail]
         return RescueResult(
-            released=[r.job for r in self.release], failed=[r.job for r in self.fail]
+            released=[r.job for r in self.release],
+            failed=[r.job for r in self.fail],
+            errors={r.job.id: r.error for r in everyone},
+            next_runs=list(next_runs),
+            nodes=list(nodes),
         )
 
 
-def plan_rescue(expired: Iterable[Job], now: datetime) -> RescuePlan:
-    """Release each expired job, or fail it when it has no attempts left (poison-pill guard)."""
+def plan_rescue(jobs: Iterable[Job], now: datetime, *, died: bool = False) -> RescuePlan:
+    """Release each rescued job, or fail it when the rescue is charged and it has no attempts
+    left (poison-pill guard). Only a suspect ran alone on its node (suspects are claimed only
+    alone), so only its rescue is charged: a healthy job claimed in one batch with a job that
+    kills its node is never charged for that job's crashes. ``died``: found through the node's
+    liveness lock, else through its lease."""
     release: list[Rescued] = []
     fail: list[Rescued] = []
-    for job in expired:
-        rescued = Rescued(job, rescue_error(job, now))
-        (fail if job.attempt >= job.max_attempts else release).append(rescued)
+    for job in jobs:
+        charged = is_suspect(job)
+        rescued = Rescued(job, rescue_error(job, now, died=died), charged)
+        (fail if charged and job.attempt >= job.max_attempts else release).append(rescued)
     return RescuePlan(release=release, fail=fail)
 
 

@@ -67,8 +67,19 @@ class Executor(Protocol):
         """Reserve up to ``request.limit`` due jobs, in claim order."""
 
     def claim_blocking(self, request: ClaimRequest) -> list[Job]:
-        """Reserve the head of a blocking queue if nothing of that queue is running. Called
-        under ``lock`` of the queue, so the check and the claim do not interleave."""
+        """Reserve the head of a blocking queue if nothing of that queue is running (and if it
+        is a suspect exactly when ``request.suspects``). Called under ``lock`` of the queue, so
+        the check and the claim do not interleave."""
+
+    def claim_suspect(self, request: ClaimRequest) -> list[Job]:
+        """Reserve the first due suspect of the queue (at most one, of ``request.names``), to run
+        it alone."""
+
+    def suspect_queues(
+        self, queues: Sequence[str], blocking: Sequence[str]
+    ) -> set[tuple[str, str]]:
+        """The (queue, name) of the suspects of ``queues`` that ``claim_suspect`` or, for
+        ``blocking`` queues, ``claim_blocking`` would take now (given the name)."""
 
     def next_due(self, queue: str, names: Sequence[str] | None) -> datetime | None:
         """The earliest due time of the queue's unreserved jobs (of ``names``, unless None)."""
@@ -107,7 +118,8 @@ class Executor(Protocol):
         """Reserved jobs whose lease ran out (locked for this transaction where rows lock)."""
 
     def rescue_release(self, rescued: Sequence[Rescued]) -> None:
-        """Back to the queue, due now, each with its rescue error appended."""
+        """Back to the queue, due now, each with its rescue error appended and one more rescue
+        counted; the attempt given back where the rescue is not charged."""
 
     def rescue_fail(self, rescued: Sequence[Rescued]) -> None:
         """To the archive as failed, each with its rescue error appended."""
@@ -121,6 +133,18 @@ class Executor(Protocol):
     def discard_waiting(self, queue: str, name: str, error: JobError) -> list[Job]:
         """Archive the due, unreserved jobs of (queue, name) as discarded, each with ``error``
         appended under its own attempt; the archived jobs."""
+
+    def free_nodes(self, exclude: str) -> list[str]:
+        """Registered nodes (but ``exclude``) whose liveness lock is provably free now."""
+
+    def dead_nodes(self, node_ids: Sequence[str]) -> list[str]:
+        """Those of ``node_ids`` still registered whose liveness lock is free, kept from coming
+        back until the transaction ends."""
+
+    def jobs_of_nodes(self, node_ids: Sequence[str]) -> list[Job]:
+        """The jobs these nodes hold (locked for this transaction where rows lock)."""
+
+    def remove_nodes(self, node_ids: Sequence[str]) -> None: ...
 
     # scheduled jobs ----------------------------------------------------------------------------
     def by_unique_key(self, unique_key: str) -> Job | None:

@@ -58,6 +58,7 @@ HOT_COLUMNS = (
     "progress",
     "progress_message",
     "cancel_requested_at",
+    "rescues",
 )
 # What a job keeps as it moves to the archive: all but its lease and a pending cancel request
 # (its errors get the final one).
@@ -66,7 +67,7 @@ CARRIED_COLUMNS = tuple(
 )
 # The archive (finished jobs).
 ARCHIVE_COLUMNS = (*CARRIED_COLUMNS, "errors", "state", "finished_at")
-NODE_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "queues", "offers")
+NODE_COLUMNS = ("id", "host", "pid", "started_at", "heartbeat_at", "queues", "offers", "lock_key")
 # A unique key: the job holding it, and its hold (UniqueHold, stored as written by hold_values).
 KEY_COLUMNS = ("key", "job_id", "while_running", "keep_states", "period_us")
 # A schedule's history (one entry per due time, or per span of them).
@@ -165,7 +166,7 @@ def parse_errors(text: str | None) -> tuple[JobError, ...]:
         return ()
     try:
         return tuple(JobError.from_dict(item) for item in json.loads(text))
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         # A damaged history must not make the job unreadable.
         return ()
 
@@ -229,6 +230,7 @@ def _job(
         meta,
         progress,
         progress_message,
+        rescues,
         errors,
     ) = values
     available = to_time(available_at)
@@ -257,6 +259,7 @@ def _job(
         raw_meta=meta,
         progress=None if progress is None else Progress(progress, progress_message or ""),
         cancel_requested_at=cancel_requested_at,
+        rescues=rescues,
     )
 
 
@@ -302,6 +305,7 @@ def node_info(
         queues=tuple(to_queues(node["queues"])),
         workers=workers,
         schedules=schedules,
+        lock_key=node["lock_key"],
     )
 
 

@@ -14,7 +14,7 @@ commits, and the backend refuses a connection that is not inside a transaction.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -25,8 +25,11 @@ from bgjobs.adapters.base import (
     Applied,
     ClaimRequest,
     Completion,
+    FollowUp,
+    FollowUpOf,
     JobFilter,
     NodeInfo,
+    Outcome,
     ProgressUpdate,
     QueueStats,
     RescueResult,
@@ -94,7 +97,7 @@ class SharedStore(ABC):
                 tx.lock(f"queue:{request.queue}")
                 return tx.claim_blocking(request)
         with self._writing() as tx:
-            return tx.claim(request)
+            return tx.claim_suspect(request) if request.suspects else tx.claim(request)
 
     def next_due_at(self, queue: str, names: Sequence[str] | None = None) -> datetime | None:
         with self._reading() as tx:
@@ -159,16 +162,73 @@ class SharedStore(ABC):
         with self._reading() as tx:
             return tx.list_nodes()
 
-    def rescue(self, node_timeout: timedelta) -> RescueResult:
+    def rescue(self, node_timeout: timedelta, follow_up: FollowUpOf | None = None) -> RescueResult:
         with self._transaction() as tx:
-            expired = tx.expired()
-            plan = decisions.plan_rescue(expired, tx.now()) if expired else decisions.RescuePlan()
-            if plan.release:
-                tx.rescue_release(plan.release)
-            if plan.fail:
-                tx.rescue_fail(plan.fail)
+            result = self._rescue(tx, tx.expired(), follow_up, died=False)
             tx.forget_nodes(node_timeout)
-        return plan.result()
+        return result
+
+    def free_nodes(self, exclude: str) -> list[str]:
+        with self._reading() as tx:
+            return tx.free_nodes(exclude)
+
+    def rescue_nodes(
+        self, node_ids: Sequence[str], follow_up: FollowUpOf | None = None
+    ) -> RescueResult:
+        if not node_ids:
+            return RescueResult()
+        with self._transaction() as tx:
+            dead = tx.dead_nodes(node_ids)
+            if not dead:
+                return RescueResult()
+            result = self._rescue(tx, tx.jobs_of_nodes(dead), follow_up, died=True)
+            tx.remove_nodes(dead)
+        return replace(result, nodes=dead)
+
+    def _rescue(
+        self, tx: Executor, jobs: list[Job], follow_up: FollowUpOf | None, *, died: bool
+    ) -> RescueResult:
+        """Release or fail rescued jobs; a scheduled run failed for good is settled on its
+        schedule (state, run slot, history) and gets its next run in this transaction, as its
+        completion would."""
+        if not jobs:
+            return RescueResult()
+        plan = decisions.plan_rescue(jobs, tx.now(), died=died)
+        if plan.release:
+            tx.rescue_release(plan.release)
+        if plan.fail:
+            tx.rescue_fail(plan.fail)
+        next_runs: list[Job] = []
+        for rescued in plan.fail:
+            job = rescued.job
+            if job.schedule is None:
+                continue
+            follow = follow_up(job) if follow_up is not None else FollowUp()
+            inserted = tx.insert_jobs([follow.next_run]) if follow.next_run is not None else []
+            next_runs += inserted
+            completion = Completion(
+                job,
+                job.reserved_by or "",
+                Outcome.FAILED,
+                error=rescued.error,
+                next_run=follow.next_run,
+                history=follow.history,
+            )
+            _settle_scheduled_run(tx, completion, JobState.FAILED, next(iter(inserted), None))
+        return plan.result(next_runs)
+
+    def suspect_queues(
+        self,
+        queues: Sequence[str],
+        blocking: Sequence[str],
+        names: Mapping[str, Sequence[str]] | None = None,
+    ) -> set[str]:
+        if not queues:
+            return set()
+        with self._reading() as tx:
+            found = tx.suspect_queues(queues, blocking)
+        claims = names or {}
+        return {queue for queue, name in found if queue not in claims or name in claims[queue]}
 
     def waiting_names(self) -> list[WaitingName]:
         with self._reading() as tx:

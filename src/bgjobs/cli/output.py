@@ -22,6 +22,7 @@ from bgjobs.events import (
     JobFailed,
     JobRescued,
     JobTimedOut,
+    LivenessLost,
     MaintenanceError,
     NoLiveWorker,
     NoWorkerForJob,
@@ -48,6 +49,7 @@ _WARNINGS = (
     JobTimedOut,
     JobRescued,  # a rescue: a node died
     WakeupLost,
+    LivenessLost,
     NoLiveWorker,
     ScheduleConflict,
     ScheduleRemoved,

@@ -8,18 +8,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from bgjobs.adapters.base import Completion, Outcome
+from bgjobs.adapters.base import Completion, FollowUp, Outcome
 from bgjobs.builder import QueueSpec, WorkerSpec
 from bgjobs.errors import PayloadError
 from bgjobs.job import Cancelled, Discard, Job, JobError, Snooze
+from bgjobs.job_requests import EARLIEST_RUN_AT, LATEST_RUN_AT
 from bgjobs.payload import without_lone_surrogates
 from bgjobs.retry import Backoff
 from bgjobs.runtime.progress import ProgressSlot
-from bgjobs.runtime.scheduling import FollowUp
 
 
 class JobTimeout(Exception):
     """Raised inside a handler that ran past its worker's timeout."""
+
+
+class NextRunError(Exception):
+    """The run that follows a scheduled run could not be computed."""
 
 
 @dataclass
@@ -82,7 +86,7 @@ def backoff_for(worker: WorkerSpec | None, queue: QueueSpec) -> Backoff:
 def failure(job: Job, policy: Policy, error: JobError, *, discard: bool = False) -> Completion:
     if discard or job.attempt >= job.max_attempts:
         outcome = Outcome.DISCARDED if discard else Outcome.FAILED
-        follow = policy.follow_up(job)
+        follow = follow_up(job, policy)
         return Completion(
             job=job,
             node_id=policy.node_id,
@@ -91,17 +95,44 @@ def failure(job: Job, policy: Policy, error: JobError, *, discard: bool = False)
             next_run=follow.next_run,
             history=follow.history,
         )
+    delay = policy.backoff.delay(job.attempt)
+    problem = unstorable(delay, policy.now())
+    if problem is not None:
+        # The retry cannot be written: fail for good, saying why, rather than lose the outcome.
+        unretryable = JobError(
+            at=error.at,
+            attempt=error.attempt,
+            type="UnstorableDelay",
+            message=f"{error.type}: {error.message}; and its retry cannot be scheduled: the "
+            f"backoff's delay of {problem}. Give the worker's or queue's backoff a shorter "
+            "delay (or cap)",
+            traceback=error.traceback,
+        )
+        return failure(job, policy, unretryable, discard=True)
     return Completion(
-        job=job,
-        node_id=policy.node_id,
-        outcome=Outcome.RETRY,
-        error=error,
-        delay=policy.backoff.delay(job.attempt),
+        job=job, node_id=policy.node_id, outcome=Outcome.RETRY, error=error, delay=delay
     )
 
 
+def unstorable(delay: timedelta, now: datetime) -> str | None:
+    """Why a job due ``delay`` from ``now`` cannot be stored (a phrase), or None if it can."""
+    try:
+        due: datetime | None = now + delay
+    except OverflowError:
+        due = None
+    if due is not None and EARLIEST_RUN_AT <= due < LATEST_RUN_AT:
+        return None
+    if delay >= timedelta(0):
+        room = (LATEST_RUN_AT - now).days
+        return (
+            f"{delay} would run the job after {LATEST_RUN_AT}, the latest time bgjobs can "
+            f"store (keep it under {room} days)"
+        )
+    return f"{delay} would run the job before {EARLIEST_RUN_AT}, the earliest time bgjobs can store"
+
+
 def success(job: Job, policy: Policy) -> Completion:
-    follow = policy.follow_up(job)
+    follow = follow_up(job, policy)
     return Completion(
         job=job,
         node_id=policy.node_id,
@@ -112,7 +143,27 @@ def success(job: Job, policy: Policy) -> Completion:
     )
 
 
+def follow_up(job: Job, policy: Policy) -> FollowUp:
+    try:
+        return policy.follow_up(job)
+    except Exception as exc:
+        raise NextRunError(
+            f"computing the next run of schedule {job.schedule!r} after the run due at "
+            f"{job.scheduled_at.isoformat()} failed: {exc!r}"
+        ) from exc
+
+
 def snoozed(job: Job, policy: Policy, delay: timedelta) -> Completion:
+    at = policy.now()
+    problem = unstorable(delay, at)
+    if problem is not None:  # fail this attempt, saying why, instead of an unwritable outcome
+        error = JobError(
+            at=at,
+            attempt=job.attempt,
+            type="UnstorableDelay",
+            message=f"snooze of {problem}; snooze for less",
+        )
+        return failure(job, policy, error)
     return Completion(job=job, node_id=policy.node_id, outcome=Outcome.SNOOZED, delay=delay)
 
 
@@ -132,6 +183,29 @@ def cancelled(job: Job, policy: Policy, why: str) -> Completion:
 
 def cancel_reason(job: Job) -> str:
     return f"cancelled while running (attempt {job.attempt})"
+
+
+def not_finishable(
+    job: Job, node_id: str, at: datetime, exc: BaseException, doing: str
+) -> Completion:
+    """bgjobs itself failed to ``doing`` (not the handler: its errors are outcomes): discard the
+    job with an error naming the problem, so it never stays reserved for ever."""
+    error = JobError(
+        at=at,
+        attempt=job.attempt,
+        type=type(exc).__name__,
+        message=f"bgjobs could not {doing} for {job.name}#{job.id}: {type(exc).__name__}: "
+        f"{exc}; the job was discarded. Fix the cause, then `bgjobs jobs retry {job.id}`",
+        traceback=_traceback(exc),
+    )
+    return Completion(job=job, node_id=node_id, outcome=Outcome.DISCARDED, error=error)
+
+
+def _traceback(exc: BaseException) -> str:
+    try:
+        return "".join(traceback.format_exception(exc))
+    except Exception:  # formatting can fail too (e.g. on a RecursionError's depth)
+        return ""
 
 
 def precheck(running: RunningJob, policy: Policy, known: Callable[[], str]) -> Completion | None:

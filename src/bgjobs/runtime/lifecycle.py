@@ -21,7 +21,7 @@ from enum import StrEnum
 from types import FrameType
 from typing import Any
 
-from bgjobs.adapters.base import NodeInfo, Store, Wakeup, alive
+from bgjobs.adapters.base import NodeInfo, NodeLock, Store, Wakeup, alive
 from bgjobs.builder import Retention
 from bgjobs.errors import RuntimeStateError
 from bgjobs.events import (
@@ -40,7 +40,8 @@ from bgjobs.runtime.cancellation import CancelWatcher
 from bgjobs.runtime.clock import StoreTime
 from bgjobs.runtime.completer import Completer
 from bgjobs.runtime.import_guard import refuse_start_while_importing
-from bgjobs.runtime.maintenance import Maintenance, MaintenanceConfig
+from bgjobs.runtime.isolation import Isolation
+from bgjobs.runtime.maintenance import Maintenance, MaintenanceConfig, MaintenanceHooks
 from bgjobs.runtime.outcomes import OutcomeEvents
 from bgjobs.runtime.queue_runner import QueueRunner, RunnerContext
 from bgjobs.runtime.routing import Policies, Routes
@@ -136,6 +137,8 @@ class Lifecycle:
         self._cancels = CancelWatcher(
             store, node_id, self._running_ids, self._stop_job, store_time.clock
         )
+        self._node_lock: NodeLock | None = None
+        self._isolation = Isolation(self._notify_all)
         self._started_at = self._clock.now()
         self._failure: str | None = None
         self._stop_requested = threading.Event()
@@ -179,24 +182,37 @@ class Lifecycle:
             if self._wakeup is not None:
                 self._wakeup.stop()
                 self._wakeup = None
+            self._release_node_lock()
             self._close_store()
             with self._state_lock:
                 self._state = State.BUILT
             raise
         assert self._supervisor is not None and self._completer is not None
+        assert self._node_lock is not None
         self._supervisor.spawn("completer", self._completer.loop)
         for name, runner in self.runners.items():
             self._supervisor.spawn(f"queue:{name}", runner.loop)
+        config = self._config
         self._maintenance = Maintenance(
             self._store,
             self._node_info,
+            self._node_lock,
             MaintenanceConfig(
-                self._config.heartbeat_interval, self._config.node_timeout, self._config.retention
+                config.heartbeat_interval,
+                config.node_timeout,
+                config.retention,
+                queues=tuple(self.runners),
+                blocking=tuple(n for n, r in self.runners.items() if r.spec.blocking),
+            ),
+            MaintenanceHooks(
+                register_schedules=self._register_schedules,
+                watch_peers=self._watch_peers,
+                on_rescued=self._notify_all,
+                follow_up=self._schedules.follow_up,
+                claim_names=self._claim_names,
+                suspects_due=self._isolation.report,
             ),
             self._emit,
-            self._register_schedules,
-            self._watch_peers,
-            self._notify_all,
             self._time.now,
             self._clock,
         )
@@ -212,6 +228,9 @@ class Lifecycle:
         self._open_store()
         self._time.calibrate(self._store.now)
         self._started_at = self._time.now()
+        # Before the node registers: a peer must never find a registered node unlocked, and so
+        # take it for dead, while it starts.
+        self._node_lock = self._store.hold_node_lock(self._node_id)
         self._supervisor = Supervisor(
             self._config.max_restarts,
             self._config.restart_period,
@@ -236,6 +255,7 @@ class Lifecycle:
             now=self._time.now,
             clock=self._clock,
             instrumentation=self._instrumentation,
+            isolation=self._isolation,
         )
         for queue_spec in self._routes.queues:
             workers = self._routes.workers_of(queue_spec.name)
@@ -341,6 +361,7 @@ class Lifecycle:
             self._schedules.unpublish()
         with contextlib.suppress(Exception):
             self._store.remove_node(self._node_id)
+        self._release_node_lock()  # after leaving the registry: never registered and unlocked
         self._close_store()  # also cancels a vacuum the upkeep loop may be waiting for
         self._supervisor.join("upkeep", _JOIN_SLACK)
         self._state = State.FAILED if failed else State.STOPPED
@@ -377,6 +398,11 @@ class Lifecycle:
                 continue
             for job in released:
                 self._emit(JobReleased(at=self._time.now(), job=job))
+
+    def _release_node_lock(self) -> None:
+        if self._node_lock is not None:
+            self._node_lock.release()
+            self._node_lock = None
 
     # run ---------------------------------------------------------------------------------------
     def run(self, *, install_signal_handlers: bool) -> None:
@@ -423,6 +449,7 @@ class Lifecycle:
             queues=tuple(self.runners),
             workers=self._routes.offers(),
             schedules=self._schedules.definitions(),
+            lock_key=self._node_lock.key if self._node_lock is not None else None,
         )
 
     def _get_async_loop(self) -> AsyncLoop:

@@ -39,9 +39,11 @@ from bgjobs.runtime.execution import (
     cancel_reason,
     cancelled,
     failure,
+    not_finishable,
     outcome_of,
     precheck,
 )
+from bgjobs.runtime.isolation import Claim, Isolation
 from bgjobs.runtime.progress import ProgressSlot
 from bgjobs.runtime.worker_pool import WorkerPool
 
@@ -65,6 +67,7 @@ class RunnerContext:
     async_loop: Callable[[], AsyncLoop]
     now: Callable[[], datetime]  # the store's time, for events and job times
     clock: Clock  # deadlines and sleeps
+    isolation: Isolation  # node-wide: suspects run alone
     instrumentation: Instrumentation | None = None  # wraps each run (tracing)
 
 
@@ -146,25 +149,38 @@ class QueueRunner:
         if free <= 0:
             return self._until_deadline(poll)
         names = self._ctx.claim_names(self.name)
+        claim = self._ctx.isolation.begin_claim(self.name)
+        if claim is Claim.HOLD:  # woken when the node may claim again
+            return self._until_deadline(poll)
+        suspect = claim is Claim.SUSPECT
+        jobs: list[Job] = []
         try:
             jobs = self._ctx.store.claim(
                 ClaimRequest(
                     queue=self.name,
                     node_id=self._ctx.node_id,
-                    limit=free,
+                    limit=1 if suspect else free,
                     lease=self._ctx.lease,
                     blocking=self.spec.blocking,
                     names=names,
+                    suspects=suspect,
                 )
             )
-            due = None if len(jobs) == free else self._ctx.store.next_due_at(self.name, names)
+            if suspect or len(jobs) == free:
+                due = None
+            else:
+                due = self._ctx.store.next_due_at(self.name, names)
         except Exception as exc:
             self._errors += 1
             self._ctx.emit(QueueError(at=self._ctx.now(), queue=self.name, error=repr(exc)))
             return min(0.05 * 2.0 ** min(self._errors, 7), 5.0)
+        finally:
+            self._ctx.isolation.end_claim(self.name, claim, jobs)
         self._errors = 0
         for job in jobs:
             self._dispatch(job)
+        if suspect:  # alone now (or none was left): the isolation wakes us when that changes
+            return self._until_deadline(poll) if jobs else 0.0
         if len(jobs) == free:
             return self._until_deadline(poll) if len(self.running) >= free else 0.0
         sleep: float
@@ -193,30 +209,40 @@ class QueueRunner:
     def _dispatch(self, job: Job) -> None:
         worker = self._workers.get(job.name)
         running = RunningJob(job=job, worker=worker, started=self._ctx.clock.monotonic())
-        if worker is not None and worker.timeout is not None:
-            running.deadline = running.started + worker.timeout.total_seconds()
-        job.attach_touch(lambda extend: self._touch(running, extend))
-        job.attach_progress(lambda progress: self._report(running, progress))
-        job.attach_cancel_flag(running.cancel_requested)
         with self._lock:
             self.running[job.id] = running
-        if self._ctx.listening(job.queue, job.name):
-            self._ctx.emit(JobReserved(at=self._ctx.now(), job=job, node_id=self._ctx.node_id))
-        if worker is not None and worker.is_async:
-            self._start_async(running, worker)
-        else:
-            self._pool.submit(lambda: self._run_sync(running))
+        try:
+            if worker is not None and worker.timeout is not None:
+                running.deadline = running.started + worker.timeout.total_seconds()
+            job.attach_touch(lambda extend: self._touch(running, extend))
+            job.attach_progress(lambda progress: self._report(running, progress))
+            job.attach_cancel_flag(running.cancel_requested)
+            if self._ctx.listening(job.queue, job.name):
+                self._ctx.emit(JobReserved(at=self._ctx.now(), job=job, node_id=self._ctx.node_id))
+            if worker is not None and worker.is_async:
+                self._start_async(running, worker)
+            else:
+                self._pool.submit(lambda: self._run_sync(running))
+        except Exception as exc:
+            self._finish(running, self._not_finishable(job, exc, "start the job"))
 
     def _run_sync(self, running: RunningJob) -> None:
         running.thread_id = threading.get_ident()
+        try:
+            completion = self._traced_sync(running)
+        except BaseException as exc:  # bgjobs' own steps failed (the handler's errors are caught)
+            _leave_handler(running)
+            completion = self._not_finishable(running.job, exc, "prepare the job or its outcome")
+        self._finish(running, completion)
+
+    def _traced_sync(self, running: RunningJob) -> Completion:
         tracing = self._ctx.instrumentation
         if tracing is None:
-            completion, _ = self._execute_sync(running)
-        else:
-            with tracing.run(running.job) as scope:
-                completion, error = self._execute_sync(running)
-                scope.finished(completion, error)
-        self._finish(running, completion)
+            return self._execute_sync(running)[0]
+        with tracing.run(running.job) as scope:
+            completion, error = self._execute_sync(running)
+            scope.finished(completion, error)
+        return completion
 
     def _execute_sync(self, running: RunningJob) -> tuple[Completion, BaseException | None]:
         """Run the handler: its completion, and what it raised."""
@@ -259,17 +285,25 @@ class QueueRunner:
             return outcome_of(running.job, policy, error, cancel_requested=cancel), error
 
         async def run() -> None:
-            if tracing is None:
-                completion, _ = await execute()
-            else:
-                # Entered inside the task: the span is current for the handler's awaits only.
-                with tracing.run(running.job) as scope:
-                    completion, error = await execute()
-                    scope.finished(completion, error)
+            try:
+                if tracing is None:
+                    completion, _ = await execute()
+                else:
+                    # Entered inside the task: the span is current for the handler's awaits only.
+                    with tracing.run(running.job) as scope:
+                        completion, error = await execute()
+                        scope.finished(completion, error)
+            except BaseException as exc:  # bgjobs' own steps failed, as in _run_sync
+                completion = self._not_finishable(
+                    running.job, exc, "prepare the job or its outcome"
+                )
             self._finish(running, completion)
 
         future = self._ctx.async_loop().submit(run())
         running.cancel = lambda: _cancel(future)
+
+    def _not_finishable(self, job: Job, exc: BaseException, doing: str) -> Completion:
+        return not_finishable(job, self._ctx.node_id, self._ctx.now(), exc, doing)
 
     def _finish(self, running: RunningJob, completion: Completion) -> None:
         if not running.take_finish():
@@ -279,12 +313,14 @@ class QueueRunner:
         self._wake.set()
 
     def _forget(self, running: RunningJob) -> None:
+        """Free the job's slot (once: after take_finish)."""
         # Only this run's entry: a rescued job re-claimed by this node has a newer one.
         with self._lock:
             if self.running.get(running.job.id) is running:
                 del self.running[running.job.id]
             if self._reporting.get(running.job.id) is running:
                 del self._reporting[running.job.id]
+        self._ctx.isolation.job_done(running.job.id)
 
     # progress --------------------------------------------------------------------------------
     def _report(self, running: RunningJob, progress: Progress) -> None:

@@ -13,13 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bgjobs.adapters.base import Completion
+from bgjobs.adapters.base import Completion, FollowUp
 from bgjobs.builder import QueueSpec, Retention, ScheduledJobSpec, WorkerSpec
 from bgjobs.errors import UnknownWorkerError
 from bgjobs.job import Job, NewJob
 from bgjobs.job_requests import JobRequest, build_new_job
 from bgjobs.runtime.execution import Policy, backoff_for
-from bgjobs.runtime.scheduling import FollowUp
 
 
 @dataclass(frozen=True)

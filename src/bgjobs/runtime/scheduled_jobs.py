@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from bgjobs.adapters.base import (
     Completion,
+    FollowUp,
     Occurrence,
     Outcome,
     RunGate,
@@ -164,10 +165,13 @@ class ScheduledJobs:
 
     def _queues_served_by_peers(self, now: datetime) -> set[str]:
         alive_since = now - self._node_timeout
+        # A registered node whose liveness lock is free is dead, however fresh its heartbeat:
+        # a node restarted within the node timeout must not take its predecessor for a peer.
+        dead = set(self._store.free_nodes(self._node_id))
         return {
             queue
             for node in self._store.list_nodes()
-            if node.id != self._node_id and node.heartbeat_at >= alive_since
+            if node.id != self._node_id and node.heartbeat_at >= alive_since and node.id not in dead
             for queue in node.queues
         }
 
@@ -183,7 +187,7 @@ class ScheduledJobs:
                 )
 
     # runs ------------------------------------------------------------------------------------
-    def follow_up(self, job: Job) -> scheduling.FollowUp:
+    def follow_up(self, job: Job) -> FollowUp:
         """What the completion of ``job`` writes for its schedule (nothing for other jobs)."""
         if job.schedule is None:
             return scheduling.NO_FOLLOW_UP

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bgjobs.adapters.base import (
+    FollowUp,
     Occurrence,
     ScheduleRecord,
     ScheduleRegistration,
@@ -169,15 +170,6 @@ def without_overdue(registration: ScheduleRegistration) -> ScheduleRegistration:
 
 
 # after a run --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class FollowUp:
-    """What a scheduled run's completion writes besides the run's own record: the next run, and
-    the history of the other due times it settles."""
-
-    next_run: NewJob | None = None
-    history: tuple[ScheduleRecord, ...] = ()
-
-
 NO_FOLLOW_UP = FollowUp()  # most jobs: shared, so the completion of a plain job allocates nothing
 
 

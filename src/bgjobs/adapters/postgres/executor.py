@@ -196,7 +196,17 @@ class PostgresExecutor:
         return [hot(row) for row in self._rows(self._q.claim, _claim_params(request))]
 
     def claim_blocking(self, request: ClaimRequest) -> list[Job]:
-        return [hot(row) for row in self._rows(self._q.claim_blocking, _claim_params(request))]
+        params = {**_claim_params(request), "suspects": request.suspects}
+        return [hot(row) for row in self._rows(self._q.claim_blocking, params)]
+
+    def claim_suspect(self, request: ClaimRequest) -> list[Job]:
+        return [hot(row) for row in self._rows(self._q.claim_suspect, _claim_params(request))]
+
+    def suspect_queues(
+        self, queues: Sequence[str], blocking: Sequence[str]
+    ) -> set[tuple[str, str]]:
+        params = {"queues": list(queues), "blocking": list(blocking)}
+        return {(queue, name) for queue, name in self._conn.execute(self._q.suspect_queues, params)}
 
     def next_due(self, queue: str, names: Sequence[str] | None) -> datetime | None:
         params = {"queue": queue, "names": _names(names)}
@@ -219,6 +229,7 @@ class PostgresExecutor:
                     "id": c.job.id,
                     "node": c.node_id,
                     "attempt": c.job.attempt,
+                    "rescues": c.job.rescues,
                     "kind": c.outcome.value,
                     "keep": keeps_record(c),
                     "error": None if c.error is None else c.error.to_dict(),
@@ -264,7 +275,15 @@ class PostgresExecutor:
     # nodes and rescue --------------------------------------------------------------------------
     def heartbeat(self, node: NodeInfo) -> None:
         offers = offers_json(node)
-        params = (node.id, node.host, node.pid, node.started_at, list(node.queues), offers)
+        params = (
+            node.id,
+            node.host,
+            node.pid,
+            node.started_at,
+            list(node.queues),
+            offers,
+            node.lock_key,
+        )
         self._conn.execute(self._q.heartbeat, params)
 
     def remove_node(self, node_id: str) -> None:
@@ -294,6 +313,20 @@ class PostgresExecutor:
     def discard_waiting(self, queue: str, name: str, error: JobError) -> list[Job]:
         params = {"queue": queue, "name": name, "error": batch_json([error.to_dict()])}
         return [archived(row) for row in self._conn.execute(self._q.discard_waiting, params)]
+
+    def free_nodes(self, exclude: str) -> list[str]:
+        return [scalar(row) for row in self._conn.execute(self._q.free_nodes, (exclude,))]
+
+    def dead_nodes(self, node_ids: Sequence[str]) -> list[str]:
+        rows = self._conn.execute(self._q.dead_nodes, (list(node_ids),))
+        return [scalar(row) for row in rows]
+
+    def jobs_of_nodes(self, node_ids: Sequence[str]) -> list[Job]:
+        rows = self._conn.execute(self._q.jobs_of_nodes, (list(node_ids),)).fetchall()
+        return [hot(row) for row in rows]
+
+    def remove_nodes(self, node_ids: Sequence[str]) -> None:
+        self._conn.execute(self._q.remove_nodes, (list(node_ids),))
 
     # scheduled jobs ----------------------------------------------------------------------------
     def by_unique_key(self, unique_key: str) -> Job | None:
@@ -477,7 +510,12 @@ def _new_job(job: NewJob) -> dict[str, Any]:
 
 
 def _rescued(rescued: Sequence[Rescued]) -> str:
-    return batch_json([{"id": r.job.id, "error": r.error.to_dict()} for r in rescued])
+    return batch_json(
+        [
+            {"id": r.job.id, "error": r.error.to_dict(), "refund": 0 if r.charged else 1}
+            for r in rescued
+        ]
+    )
 
 
 def _unique_runs(completions: Sequence[Completion]) -> list[list[Completion]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from psycopg import sql
 
 from bgjobs.adapters import rows
+from bgjobs.adapters.base import SUSPECT_AFTER
 from bgjobs.adapters.postgres.schema import compose
 
 _HOT = rows.HOT_SELECT
@@ -28,6 +29,8 @@ def _prefixed(columns: str, alias: str) -> str:
 
 
 _CARRIED = rows.CARRIED_SELECT
+# A suspect (base.SUSPECT_AFTER): claimed only alone. Spelled as in the suspects index.
+_SUSPECT = f"rescues >= {SUSPECT_AFTER}"
 
 # The claimer's worker names, or NULL for any name. Checked on each row the claim index yields,
 # so the index still gives the claim order and no sort is needed.
@@ -193,6 +196,7 @@ WITH claimed AS (
         SELECT id FROM {{jobs}}
         WHERE queue = %(queue)s AND reserved_by IS NULL AND available_at <= now()
           AND {_CLAIMABLE}
+          AND NOT ({_SUSPECT})
         ORDER BY priority, available_at, id
         LIMIT %(limit)s
         FOR UPDATE SKIP LOCKED
@@ -203,16 +207,33 @@ SELECT claimed.* FROM claimed, (SELECT set_config('synchronous_commit', 'off', t
 ORDER BY priority, available_at, id
 """
 
+# Reserve the first due suspect of the queue of the claimer's names, to run it alone (its own
+# small partial index).
+CLAIM_SUSPECT = f"""
+UPDATE {{jobs}} SET reserved_by = %(node)s, reserved_at = now(),
+    lease_expires_at = now() + %(lease_us)s::bigint{_US}, attempt = attempt + 1
+WHERE id IN (
+    SELECT id FROM {{jobs}}
+    WHERE queue = %(queue)s AND reserved_by IS NULL AND {_SUSPECT} AND available_at <= now()
+      AND {_CLAIMABLE}
+    ORDER BY priority, available_at, id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+{_RETURN_HOT}
+"""
+
 # Reserve the head of a blocking queue. Runs after LOCK on the queue, in a later statement (so a
 # later snapshot): the head by FIFO order, only when nothing of the queue is running anywhere and
 # only if it is one of the claimer's names.
-# (With nothing running, the head of the waiting rows is the head of the queue.)
+# (With nothing running, the head of the waiting rows is the head of the queue.) A suspect head
+# is taken only by a suspect claim (%(suspects)s).
 CLAIM_BLOCKING = f"""
 UPDATE {{jobs}} SET reserved_by = %(node)s, reserved_at = now(),
     lease_expires_at = now() + %(lease_us)s::bigint{_US}, attempt = attempt + 1
 WHERE id = (SELECT id FROM {{jobs}} WHERE queue = %(queue)s AND reserved_by IS NULL
             ORDER BY scheduled_at, id LIMIT 1)
-  AND available_at <= now() AND {_CLAIMABLE}
+  AND available_at <= now() AND {_CLAIMABLE} AND ({_SUSPECT}) = %(suspects)s
   AND NOT EXISTS (SELECT 1 FROM {{jobs}} WHERE queue = %(queue)s AND reserved_by IS NOT NULL)
 {_RETURN_HOT}
 """
@@ -225,16 +246,17 @@ NOW = "SELECT now()"
 # The earliest due time among waiting jobs of the claimer's names, by a loose scan of the claim
 # index: the first matching entry of each priority holds that priority's earliest time. One probe
 # per distinct priority; the index this saves would cost a write on every enqueue.
+# Suspects are left out: plain claims do not take them (maintenance looks for them).
 NEXT_DUE = f"""
 WITH RECURSIVE firsts AS (
     (SELECT priority, available_at FROM {{jobs}}
-     WHERE queue = %(queue)s AND reserved_by IS NULL AND {_CLAIMABLE}
+     WHERE queue = %(queue)s AND reserved_by IS NULL AND NOT ({_SUSPECT}) AND {_CLAIMABLE}
      ORDER BY priority, available_at, id LIMIT 1)
     UNION ALL
     SELECT later.priority, later.available_at FROM firsts CROSS JOIN LATERAL (
         SELECT priority, available_at FROM {{jobs}}
-        WHERE queue = %(queue)s AND reserved_by IS NULL AND priority > firsts.priority
-          AND {_CLAIMABLE}
+        WHERE queue = %(queue)s AND reserved_by IS NULL AND NOT ({_SUSPECT})
+          AND priority > firsts.priority AND {_CLAIMABLE}
         ORDER BY priority, available_at, id LIMIT 1
     ) AS later
 )
@@ -242,7 +264,8 @@ SELECT min(available_at) FROM firsts
 """
 
 # Apply a batch of completions in one statement; the ids whose fence held come back. Each row is
-# fenced on (id, reserved_by, attempt); finishing rows move to the archive (or vanish:
+# fenced on (id, reserved_by, attempt, rescues: a rescue that gives the attempt back counts one
+# more, so a re-claim never reuses a fence); finishing rows move to the archive (or vanish:
 # keep = false), the rest go back to the queue. The data-modifying CTEs share one snapshot and
 # touch disjoint rows (ids are unique per call).
 _ARCHIVE_ERRORS = (
@@ -251,11 +274,13 @@ _ARCHIVE_ERRORS = (
 COMPLETE = f"""
 WITH d AS (
     SELECT * FROM json_to_recordset(%s::json)
-        AS d(id bigint, node text, attempt int, kind text, keep bool, error jsonb, delay_us bigint)
+        AS d(id bigint, node text, attempt int, rescues int, kind text, keep bool, error jsonb,
+             delay_us bigint)
 ), fin AS (
     DELETE FROM {{jobs}} j USING d
     WHERE d.kind IN ('succeeded', 'failed', 'discarded', 'cancelled')
       AND j.id = d.id AND j.reserved_by = d.node AND j.attempt = d.attempt
+      AND j.rescues = d.rescues
     RETURNING {rows.select_list(rows.HOT_COLUMNS, "j")}, d.kind, d.keep, d.error
 ), arch AS (
     INSERT INTO {{archive}} ({_ARCHIVE})
@@ -273,6 +298,7 @@ WITH d AS (
     FROM d
     WHERE d.kind IN ('retry', 'snoozed')
       AND j.id = d.id AND j.reserved_by = d.node AND j.attempt = d.attempt
+      AND j.rescues = d.rescues
     RETURNING j.id
 )
 SELECT id FROM fin UNION ALL SELECT id FROM back
@@ -329,10 +355,10 @@ SELECT {_prefixed(_HOT_OUT, "rel")}, now(), pg_notify(%(channel)s, rel.queue)::t
 
 # Register or refresh a node and what it offers.
 HEARTBEAT = """
-INSERT INTO {nodes} (id, host, pid, started_at, heartbeat_at, queues, offers)
-VALUES (%s, %s, %s, %s, now(), %s, %s::jsonb)
+INSERT INTO {nodes} (id, host, pid, started_at, heartbeat_at, queues, offers, lock_key)
+VALUES (%s, %s, %s, %s, now(), %s, %s::jsonb, %s)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), queues = EXCLUDED.queues,
-    offers = EXCLUDED.offers
+    offers = EXCLUDED.offers, lock_key = EXCLUDED.lock_key
 """
 # Forget a node that stopped cleanly.
 REMOVE_NODE = "DELETE FROM {nodes} WHERE id = %s"
@@ -347,15 +373,17 @@ WHERE reserved_by IS NOT NULL AND lease_expires_at < now()
 ORDER BY id
 FOR UPDATE SKIP LOCKED
 """
-# Rescue: back to the queue, due now, the rescue error appended; the attempt still counts.
+# Rescue: back to the queue, due now, the rescue error appended and counted; the attempt given
+# back (refund = 1) unless the rescue is charged. Wakes the queues.
 RESCUE_RELEASE = """
 UPDATE {jobs} j SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
-    available_at = now(), errors = j.errors || jsonb_build_array(r.error)
-FROM json_to_recordset(%(rows)s::json) AS r(id bigint, error jsonb)
+    available_at = now(), errors = j.errors || jsonb_build_array(r.error),
+    attempt = greatest(j.attempt - r.refund, 0), rescues = j.rescues + 1
+FROM json_to_recordset(%(rows)s::json) AS r(id bigint, error jsonb, refund int)
 WHERE j.id = r.id
 RETURNING pg_notify(%(channel)s, j.queue)::text
 """
-# Rescue: out of attempts, to the archive as failed with the rescue error appended.
+# Rescue: charged and out of attempts, to the archive as failed with the rescue error appended.
 RESCUE_FAIL = f"""
 WITH r AS (
     SELECT * FROM json_to_recordset(%(rows)s::json) AS r(id bigint, error jsonb)
@@ -364,7 +392,8 @@ WITH r AS (
     RETURNING {rows.select_list(rows.HOT_COLUMNS, "j")}, r.error
 )
 INSERT INTO {{archive}} ({_ARCHIVE})
-SELECT {_CARRIED}, errors || jsonb_build_array(error), 'failed', now()
+SELECT {_CARRIED.replace("rescues", "rescues + 1")}, errors || jsonb_build_array(error),
+       'failed', now()
 FROM gone
 ON CONFLICT (id) DO NOTHING
 """
@@ -397,6 +426,45 @@ SELECT {_CARRIED},
 FROM gone
 ON CONFLICT (id) DO NOTHING
 RETURNING {_ARCHIVE_OUT}
+"""
+
+# A node's liveness lock is a session advisory lock on its key (schema.lock_key); a probe takes
+# it shared for the probe's transaction only, which the live node's exclusive lock refuses.
+_LOCK_FREE = "pg_try_advisory_xact_lock_shared(hashtextextended(lock_key, 0))"
+# Registered nodes but one whose liveness lock is free (autocommit: the probes end with it).
+FREE_NODES = f"""
+SELECT id FROM {{nodes}} WHERE id <> %s AND lock_key IS NOT NULL AND {_LOCK_FREE} ORDER BY id
+"""
+# Of the given nodes, those still registered whose lock is free; the probes hold until commit,
+# so such a node cannot take its lock back while it is being rescued.
+DEAD_NODES = f"""
+SELECT id FROM {{nodes}}
+WHERE id = ANY(%s::text[]) AND lock_key IS NOT NULL AND {_LOCK_FREE}
+ORDER BY id
+FOR UPDATE SKIP LOCKED
+"""
+# The jobs the given nodes hold, locked. SKIP LOCKED: a row being finished or rescued elsewhere
+# is settled there.
+JOBS_OF_NODES = f"""
+SELECT {_HOT_OUT}, now() FROM {{jobs}}
+WHERE reserved_by = ANY(%s::text[])
+ORDER BY id
+FOR UPDATE SKIP LOCKED
+"""
+# Remove dead nodes from the registry.
+REMOVE_NODES = "DELETE FROM {nodes} WHERE id = ANY(%s::text[])"
+# The (queue, name) of the given queues' suspects that a suspect claim would take now: any due
+# suspect, but in a blocking queue only the head, while nothing of that queue runs. The caller
+# keeps the names the node claims.
+SUSPECT_QUEUES = f"""
+SELECT DISTINCT j.queue, j.name FROM {{jobs}} j
+WHERE j.queue = ANY(%(queues)s::text[]) AND j.reserved_by IS NULL AND j.{_SUSPECT}
+  AND j.available_at <= now()
+  AND (NOT j.queue = ANY(%(blocking)s::text[])
+       OR (j.id = (SELECT h.id FROM {{jobs}} h WHERE h.queue = j.queue AND h.reserved_by IS NULL
+                   ORDER BY h.scheduled_at, h.id LIMIT 1)
+           AND NOT EXISTS (SELECT 1 FROM {{jobs}} r
+                           WHERE r.queue = j.queue AND r.reserved_by IS NOT NULL)))
 """
 
 # Register a schedule, or update its definition, queue and attempts (a schedule defined again
@@ -668,6 +736,8 @@ class Queries:
         self.cancel_requested = render(CANCEL_REQUESTED)
         self.claim = render(CLAIM)
         self.claim_blocking = render(CLAIM_BLOCKING)
+        self.claim_suspect = render(CLAIM_SUSPECT)
+        self.suspect_queues = render(SUSPECT_QUEUES)
         self.next_due = render(NEXT_DUE)
         self.complete = render(COMPLETE)
         self.schedule_finished = render(SCHEDULE_FINISHED)
@@ -684,6 +754,10 @@ class Queries:
         self.forget_nodes = render(FORGET_NODES)
         self.waiting_names = render(WAITING_NAMES)
         self.discard_waiting = render(DISCARD_WAITING)
+        self.free_nodes = render(FREE_NODES)
+        self.dead_nodes = render(DEAD_NODES)
+        self.jobs_of_nodes = render(JOBS_OF_NODES)
+        self.remove_nodes = render(REMOVE_NODES)
         self.schedule_upsert = render(SCHEDULE_UPSERT)
         self.by_unique_key = render(BY_UNIQUE_KEY)
         self.delete_hot = render(DELETE_HOT)

@@ -100,7 +100,15 @@ MIGRATIONS: dict[int, list[str]] = {
             last_outcome text
         )""",
     ],
-    2: [],
+    # Fast recovery and poison-pill isolation (reliability.md): how often a job was rescued, the
+    # node's liveness lock key, and the few waiting suspects, which only a suspect claim takes.
+    2: [
+        "ALTER TABLE {jobs} ADD COLUMN rescues integer NOT NULL DEFAULT 0",
+        "ALTER TABLE {archive} ADD COLUMN rescues integer NOT NULL DEFAULT 0",
+        "ALTER TABLE {nodes} ADD COLUMN lock_key text",
+        """CREATE INDEX bgjobs_jobs_suspects ON {jobs} (queue, priority, available_at, id)
+           WHERE reserved_by IS NULL AND rescues >= 2""",
+    ],
     # What each node publishes it runs (rolling deploys): {"workers": {queue: [name, ...]},
     # "schedules": {name: definition}}.
     3: ["ALTER TABLE {nodes} ADD COLUMN offers jsonb NOT NULL DEFAULT '{{}}'"],

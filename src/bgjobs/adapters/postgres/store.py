@@ -13,7 +13,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from psycopg import Connection
@@ -41,6 +41,7 @@ from bgjobs.adapters.postgres.config import (
 from bgjobs.adapters.postgres.connections import Connections, pool_conninfo
 from bgjobs.adapters.postgres.executor import PostgresExecutor
 from bgjobs.adapters.postgres.listener import NotifyListener
+from bgjobs.adapters.postgres.node_lock import AdvisoryNodeLock
 from bgjobs.adapters.postgres.queries import Queries
 from bgjobs.adapters.postgres.vacuum import HotTableVacuum
 from bgjobs.adapters.shared_store import SharedStore
@@ -67,6 +68,9 @@ class PostgresStore(SharedStore):
     """
 
     backend = "postgres"
+    # A live node can lose its lock with its connection (a server restart) and take it back
+    # within a fraction of a second: a peer believes a free lock only after this long.
+    liveness_confirm = timedelta(seconds=1)
 
     def __init__(
         self,
@@ -112,6 +116,7 @@ class PostgresStore(SharedStore):
         self._connections: Connections | None = None
         self._vacuum: HotTableVacuum | None = None
         self._listeners: list[NotifyListener] = []
+        self._node_locks: list[AdvisoryNodeLock] = []
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.display_url!r}, schema={self.schema!r})"
@@ -153,6 +158,9 @@ class PostgresStore(SharedStore):
             if self._vacuum is not None:
                 self._vacuum.close()
                 self._vacuum = None
+            node_locks, self._node_locks = self._node_locks, []
+            for node_lock in node_locks:
+                node_lock.release()
             if self._connections is not None:
                 self._connections.close()
                 self._connections = None
@@ -231,6 +239,18 @@ class PostgresStore(SharedStore):
         checked = caller_connection(conn, self._dbname)
         self.open()  # the schema is checked (or migrated) on bgjobs' own connection first
         yield self._executor(checked)
+
+    # liveness ----------------------------------------------------------------------------------
+    def hold_node_lock(self, node_id: str) -> AdvisoryNodeLock:
+        if self._connections is None:
+            self.open()
+        connections = self._connections
+        assert connections is not None
+        key = pg_schema.lock_key(self.schema, f"node:{node_id}")
+        node_lock = AdvisoryNodeLock(connections.connect, key)
+        with self._lock:
+            self._node_locks.append(node_lock)
+        return node_lock
 
     # wake-up -----------------------------------------------------------------------------------
     def start_wakeup(

@@ -46,11 +46,12 @@ from bgjobs.adapters.rows import (
     schedule_state,
 )
 from bgjobs.adapters.sqlite import queries as q
+from bgjobs.adapters.sqlite.node_locks import LockFiles
 from bgjobs.adapters.sqlite.rows import archived, from_us, hot, to_us
 from bgjobs.job import Job, JobError, JobState, NewJob
 
-_BATCH = 300  # finished jobs per COMPLETE_FINISH (3 parameters each, well under SQLite's limit)
-_fence = picker(HOT_COLUMNS, "id", "attempt", "reserved_by")
+_BATCH = 240  # finished jobs per COMPLETE_FINISH (4 parameters each, under SQLite's old 999)
+_fence = picker(HOT_COLUMNS, "id", "attempt", "reserved_by", "rescues")
 _carried = picker(HOT_COLUMNS, *CARRIED_COLUMNS)
 _errors = picker(HOT_COLUMNS, "errors")
 
@@ -60,11 +61,12 @@ def _claim_order(job: Job) -> tuple[int, datetime, int]:
 
 
 class SQLiteExecutor:
-    def __init__(self, cursor: sqlite3.Cursor, now_us: int) -> None:
+    def __init__(self, cursor: sqlite3.Cursor, now_us: int, locks: LockFiles | None = None) -> None:
         self.cursor = cursor  # for the store's own statements (migrations)
         self._cur = cursor
         self._now_us = now_us
         self._now = from_us(now_us)
+        self._locks = locks  # the nodes' liveness lock files (none: no node is provably dead)
 
     def now(self) -> datetime:
         return self._now
@@ -188,9 +190,14 @@ class SQLiteExecutor:
         return self._reserve(q.CLAIM, request)
 
     def claim_blocking(self, request: ClaimRequest) -> list[Job]:
-        return self._reserve(q.CLAIM_BLOCKING, request)
+        return self._reserve(q.CLAIM_BLOCKING, request, {"suspects": request.suspects})
 
-    def _reserve(self, sql: str, request: ClaimRequest) -> list[Job]:
+    def claim_suspect(self, request: ClaimRequest) -> list[Job]:
+        return self._reserve(q.CLAIM_SUSPECT, request, {})
+
+    def _reserve(
+        self, sql: str, request: ClaimRequest, extra: dict[str, Any] | None = None
+    ) -> list[Job]:
         now_us, now = self._now_us, self._now
         params = {
             "node": request.node_id,
@@ -199,6 +206,7 @@ class SQLiteExecutor:
             "lease": now_us + microseconds(request.lease),
             "limit": request.limit,
             "names": _names(request.names),
+            **(extra or {}),
         }
         jobs = [hot(row, now) for row in self._rows(sql, params)]
         jobs.sort(key=_claim_order)
@@ -232,15 +240,18 @@ class SQLiteExecutor:
             "id": job.id,
             "node": done.node_id,
             "attempt": job.attempt,
+            "rescues": job.rescues,
         }
         return self._count(q.COMPLETE_REQUEUE, params) == 1
 
     def _finish(self, batch: list[tuple[int, Completion, JobState]]) -> list[int]:
         """Archive (or delete) a batch of finished jobs; the indexes of those whose fence held."""
-        by_fence = {(d.job.id, d.job.attempt, d.node_id): (i, d, s) for i, d, s in batch}
+        by_fence = {
+            (d.job.id, d.job.attempt, d.node_id, d.job.rescues): (i, d, s) for i, d, s in batch
+        }
         params: list[Any] = []
         for _, done, _ in batch:
-            params += [done.job.id, done.job.attempt, done.node_id]
+            params += [done.job.id, done.job.attempt, done.node_id, done.job.rescues]
         archive: list[tuple[Any, ...]] = []
         applied: list[int] = []
         for row in self._rows(q.complete_finish(len(batch)), params):
@@ -300,6 +311,7 @@ class SQLiteExecutor:
                 self._now_us,
                 json.dumps(list(node.queues)),
                 offers_json(node),
+                node.lock_key,
             ),
         )
 
@@ -334,6 +346,38 @@ class SQLiteExecutor:
         if jobs:
             self._cur.execute(q.DELETE_DISCARDED, {"ids": json.dumps([job.id for job in jobs])})
         return jobs
+
+    def free_nodes(self, exclude: str) -> list[str]:
+        registered = self._rows(q.FREE_NODES, (exclude,))
+        if self._locks is None:
+            return []
+        self._locks.sweep({key for _, key in registered})
+        return [node for node, key in registered if self._locks.is_free(key)]
+
+    def dead_nodes(self, node_ids: Sequence[str]) -> list[str]:
+        # Inside the write transaction, so no other rescuer probes these files meanwhile: the
+        # file of a node found dead is deleted at once, and the node is rescued exactly once.
+        if self._locks is None:
+            return []
+        registered = self._rows(q.DEAD_NODES, {"ids": json.dumps(list(node_ids))})
+        return [node for node, key in registered if self._locks.is_free(key, remove=True)]
+
+    def jobs_of_nodes(self, node_ids: Sequence[str]) -> list[Job]:
+        rows = self._rows(q.JOBS_OF_NODES, {"ids": json.dumps(list(node_ids))})
+        return [hot(row, self._now) for row in rows]
+
+    def remove_nodes(self, node_ids: Sequence[str]) -> None:
+        self._cur.execute(q.REMOVE_NODES, {"ids": json.dumps(list(node_ids))})
+
+    def suspect_queues(
+        self, queues: Sequence[str], blocking: Sequence[str]
+    ) -> set[tuple[str, str]]:
+        params = {
+            "queues": json.dumps(list(queues)),
+            "blocking": json.dumps(list(blocking)),
+            "now": self._now_us,
+        }
+        return {(queue, name) for queue, name in self._rows(q.SUSPECT_QUEUES, params)}
 
     # scheduled jobs ----------------------------------------------------------------------------
     def by_unique_key(self, unique_key: str) -> Job | None:
@@ -517,4 +561,9 @@ def _errors_with(history: str, error: JobError) -> str:
 
 
 def _rescued(rescued: Sequence[Rescued]) -> str:
-    return json.dumps([{"id": r.job.id, "error": r.error.to_dict()} for r in rescued])
+    return json.dumps(
+        [
+            {"id": r.job.id, "error": r.error.to_dict(), "refund": 0 if r.charged else 1}
+            for r in rescued
+        ]
+    )

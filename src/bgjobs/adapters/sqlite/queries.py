@@ -11,7 +11,7 @@ same shape.
 from __future__ import annotations
 
 from bgjobs.adapters import rows
-from bgjobs.adapters.base import JobFilter
+from bgjobs.adapters.base import SUSPECT_AFTER, JobFilter
 from bgjobs.job import JobState
 
 _HOT = rows.HOT_SELECT
@@ -32,6 +32,12 @@ def _errors_plus(column: str, error: str) -> str:
     history = f"CASE WHEN json_valid({column}) THEN {column} ELSE '[]' END"
     return f"json_insert({history}, '$[#]', {error})"
 
+
+_ROW_REFUND = "json_extract(r.value, '$.refund')"
+# A suspect (base.SUSPECT_AFTER) is claimed only alone; the rest, by plain claims. Spelled as in
+# the predicates of the suspects and claim indexes (migration 2), so that SQLite uses them.
+_SUSPECT = f"rescues >= {SUSPECT_AFTER}"
+_PLAIN = f"rescues < {SUSPECT_AFTER}"
 
 # producing -------------------------------------------------------------------------------------
 # One job; a taken unique key skips it (no row), and the id is the cursor's lastrowid. With no
@@ -94,56 +100,68 @@ _RESERVE = (
 # on each claim, which makes a large backlog quadratic.
 CLAIM = f"""{_RESERVE}
 WHERE id IN (SELECT id FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
-             WHERE queue = :queue AND reserved_by IS NULL AND available_at <= :now
+             WHERE queue = :queue AND reserved_by IS NULL AND {_PLAIN} AND available_at <= :now
                AND {_CLAIMABLE}
              ORDER BY priority, available_at, id LIMIT :limit)
 RETURNING {_HOT}"""
+# Reserve the first due suspect of the queue of the claimer's :names, to run it alone (its own
+# small partial index).
+CLAIM_SUSPECT = f"""{_RESERVE}
+WHERE id = (SELECT id FROM bgjobs_jobs INDEXED BY bgjobs_jobs_suspects
+            WHERE queue = :queue AND reserved_by IS NULL AND {_SUSPECT} AND available_at <= :now
+              AND {_CLAIMABLE}
+            ORDER BY priority, available_at, id LIMIT 1)
+RETURNING {_HOT}"""
 # Reserve the head of a blocking queue (FIFO by scheduled time), only while nothing of the queue
 # runs anywhere and only if it is one of the claimer's :names; a failed head keeps blocking until
-# it is done.
+# it is done. A suspect head (:suspects = 1) is taken only by a suspect claim.
 CLAIM_BLOCKING = f"""{_RESERVE}
 WHERE id = (SELECT id FROM bgjobs_jobs WHERE queue = :queue ORDER BY scheduled_at, id LIMIT 1)
   AND reserved_by IS NULL AND available_at <= :now AND {_CLAIMABLE}
+  AND ({_SUSPECT}) = :suspects
   AND NOT EXISTS (SELECT 1 FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases
                   WHERE queue = :queue AND reserved_by IS NOT NULL)
 RETURNING {_HOT}"""
 # The earliest due time of a queue's waiting jobs of the claimer's :names: a loose scan of the
 # claim index (one seek per distinct priority) instead of a second index on (queue, available_at)
-# that every insert pays.
+# that every insert pays. Suspects are left out: plain claims do not take them (maintenance
+# looks for them).
 NEXT_DUE = f"""
 WITH RECURSIVE priorities(priority) AS (
     SELECT (SELECT min(priority) FROM bgjobs_jobs
-            WHERE queue = :queue AND reserved_by IS NULL)
+            WHERE queue = :queue AND reserved_by IS NULL AND {_PLAIN})
     UNION ALL
     SELECT (SELECT min(priority) FROM bgjobs_jobs
-            WHERE queue = :queue AND reserved_by IS NULL AND priority > p.priority)
+            WHERE queue = :queue AND reserved_by IS NULL AND {_PLAIN} AND priority > p.priority)
     FROM priorities p WHERE p.priority IS NOT NULL
 )
 SELECT min((SELECT available_at FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
-            WHERE queue = :queue AND reserved_by IS NULL AND priority = p.priority
+            WHERE queue = :queue AND reserved_by IS NULL AND {_PLAIN} AND priority = p.priority
               AND {_CLAIMABLE}
             ORDER BY available_at LIMIT 1))
 FROM priorities p WHERE p.priority IS NOT NULL
 """
-# A retried or snoozed job back to its queue, fenced on (id, node, attempt); a snooze gives the
-# attempt back (:refund = 1). Postgres does this inside COMPLETE.
+# A retried or snoozed job back to its queue, fenced on (id, node, attempt, rescues: a rescue
+# that gives the attempt back counts one more); a snooze gives the attempt back (:refund = 1).
+# Postgres does this inside COMPLETE.
 COMPLETE_REQUEUE = f"""
 UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
     attempt = attempt - :refund, available_at = :available_at,
     errors = CASE WHEN :error IS NULL THEN errors ELSE {_errors_plus("errors", "json(:error)")} END
-WHERE id = :id AND reserved_by = :node AND attempt = :attempt
+WHERE id = :id AND reserved_by = :node AND attempt = :attempt AND rescues = :rescues
 """
 
 
 def complete_finish(count: int) -> str:
-    """COMPLETE_FINISH: delete ``count`` finished jobs, each fenced on (id, attempt, node), and
-    return their rows for the archive (a stale and a current completion of one job may share a
-    batch: only the current one matches)."""
-    values = ",".join("(?, ?, ?)" for _ in range(count))
+    """COMPLETE_FINISH: delete ``count`` finished jobs, each fenced on (id, attempt, node,
+    rescues), and return their rows for the archive (a stale and a current completion of one job
+    may share a batch: only the current one matches)."""
+    values = ",".join("(?, ?, ?, ?)" for _ in range(count))
     return (
-        f"WITH done(id, attempt, node) AS (VALUES {values})"
+        f"WITH done(id, attempt, node, rescues) AS (VALUES {values})"
         " DELETE FROM bgjobs_jobs WHERE id IN (SELECT j.id FROM done JOIN bgjobs_jobs j"
-        " ON j.id = done.id AND j.attempt = done.attempt AND j.reserved_by = done.node)"
+        " ON j.id = done.id AND j.attempt = done.attempt AND j.reserved_by = done.node"
+        " AND j.rescues = done.rescues)"
         f" RETURNING {_HOT}"
     )
 
@@ -185,10 +203,10 @@ RETURNING {_HOT}"""
 # nodes and rescue ------------------------------------------------------------------------------
 # Register or refresh a node and what it offers.
 HEARTBEAT = """
-INSERT INTO bgjobs_nodes (id, host, pid, started_at, heartbeat_at, queues, offers)
-VALUES (?,?,?,?,?,?,?)
+INSERT INTO bgjobs_nodes (id, host, pid, started_at, heartbeat_at, queues, offers, lock_key)
+VALUES (?,?,?,?,?,?,?,?)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, queues = excluded.queues,
-    offers = excluded.offers
+    offers = excluded.offers, lock_key = excluded.lock_key
 """
 # Forget a node that stopped cleanly.
 REMOVE_NODE = "DELETE FROM bgjobs_nodes WHERE id = ?"
@@ -198,18 +216,20 @@ LIST_NODES = f"SELECT {rows.NODE_SELECT} FROM bgjobs_nodes ORDER BY id"
 EXPIRED = f"""
 SELECT {_HOT} FROM bgjobs_jobs WHERE reserved_by IS NOT NULL AND lease_expires_at < :now
 ORDER BY id"""
-# Rescue: back to the queue, due now, the rescue error appended; the attempt still counts.
+# Rescue: back to the queue, due now, the rescue error appended and counted; the attempt given
+# back (refund = 1) unless the rescue is charged.
 RESCUE_RELEASE = f"""
 UPDATE bgjobs_jobs SET reserved_by = NULL, reserved_at = NULL, lease_expires_at = NULL,
-    available_at = :now, errors = {_errors_plus("errors", _ROW_ERROR)}
+    available_at = :now, errors = {_errors_plus("errors", _ROW_ERROR)},
+    attempt = max(attempt - {_ROW_REFUND}, 0), rescues = rescues + 1
 FROM json_each(:rows) AS r
 WHERE bgjobs_jobs.id = {_ROW_ID}
 """
-# Rescue: out of attempts, to the archive as failed with the rescue error appended (then
-# DELETE_RESCUED; Postgres does both in one statement).
+# Rescue: charged and out of attempts, to the archive as failed with the rescue error appended
+# (then DELETE_RESCUED; Postgres does both in one statement).
 RESCUE_FAIL = f"""
 INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})
-SELECT {rows.select_list(rows.CARRIED_COLUMNS, "j")},
+SELECT {rows.select_list(rows.CARRIED_COLUMNS, "j").replace("j.rescues", "j.rescues + 1")},
        {_errors_plus("j.errors", _ROW_ERROR)}, 'failed', :now
 FROM json_each(:rows) AS r JOIN bgjobs_jobs j ON j.id = {_ROW_ID}
 """
@@ -218,10 +238,15 @@ DELETE_RESCUED = f"DELETE FROM bgjobs_jobs WHERE id IN (SELECT {_ROW_ID} FROM js
 # Forget nodes silent since :before.
 FORGET_NODES = "DELETE FROM bgjobs_nodes WHERE heartbeat_at < :before"
 # Due, unclaimed jobs per (queue, name): (queue, name, count, earliest due time). Reads every
-# waiting row, so it runs at most once a minute per node (and for `bgjobs status`).
-WAITING_NAMES = """
-SELECT queue, name, count(*), min(available_at) FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
-WHERE reserved_by IS NULL AND available_at <= :now
+# waiting row, so it runs at most once a minute per node (and for `bgjobs status`). Suspects
+# count too: no node runs them either.
+WAITING_NAMES = f"""
+SELECT queue, name, count(*), min(available_at) FROM (
+    SELECT queue, name, available_at FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
+    WHERE reserved_by IS NULL AND {_PLAIN} AND available_at <= :now
+    UNION ALL
+    SELECT queue, name, available_at FROM bgjobs_jobs INDEXED BY bgjobs_jobs_suspects
+    WHERE reserved_by IS NULL AND {_SUSPECT} AND available_at <= :now)
 GROUP BY queue, name ORDER BY queue, name
 """
 # Due, unclaimed jobs of one (queue, name) to the archive as discarded with :error appended (its
@@ -230,12 +255,40 @@ DISCARD_WAITING = f"""
 INSERT OR REPLACE INTO bgjobs_archive ({_ARCHIVE})
 SELECT {_CARRIED}, json_insert(errors, '$[#]', json_set(json(:error), '$.attempt', attempt)),
        'discarded', :now
-FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
-WHERE queue = :queue AND reserved_by IS NULL AND available_at <= :now
+FROM bgjobs_jobs
+WHERE id IN (SELECT id FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
+             WHERE queue = :queue AND reserved_by IS NULL AND {_PLAIN} AND available_at <= :now
+             UNION ALL
+             SELECT id FROM bgjobs_jobs INDEXED BY bgjobs_jobs_suspects
+             WHERE queue = :queue AND reserved_by IS NULL AND {_SUSPECT} AND available_at <= :now)
   AND bgjobs_text(CAST(name AS BLOB)) = :name
 RETURNING {_ARCHIVE}"""
 # Remove the jobs DISCARD_WAITING archived.
 DELETE_DISCARDED = f"DELETE FROM bgjobs_jobs WHERE id IN {_IDS}"
+# Registered nodes but one, with their liveness lock files (probed by the executor: FREE_NODES).
+FREE_NODES = """
+SELECT id, lock_key FROM bgjobs_nodes WHERE id <> ? AND lock_key IS NOT NULL ORDER BY id"""
+# Of the given nodes, those still registered, with their lock files (probed: DEAD_NODES).
+DEAD_NODES = f"""
+SELECT id, lock_key FROM bgjobs_nodes WHERE id IN {_IDS} AND lock_key IS NOT NULL ORDER BY id"""
+# The jobs the given nodes hold.
+JOBS_OF_NODES = f"""
+SELECT {_HOT} FROM bgjobs_jobs INDEXED BY bgjobs_jobs_leases
+WHERE reserved_by IN {_IDS} ORDER BY id"""
+# Remove dead nodes from the registry.
+REMOVE_NODES = f"DELETE FROM bgjobs_nodes WHERE id IN {_IDS}"
+# The (queue, name) of the given queues' suspects that a suspect claim would take now: any due
+# suspect, but in a blocking queue (:blocking) only the head, while nothing of that queue runs.
+# The caller keeps the names the node claims.
+SUSPECT_QUEUES = f"""
+SELECT DISTINCT j.queue, j.name FROM bgjobs_jobs j INDEXED BY bgjobs_jobs_suspects
+WHERE j.queue IN (SELECT value FROM json_each(:queues)) AND j.reserved_by IS NULL
+  AND j.{_SUSPECT} AND j.available_at <= :now
+  AND (j.queue NOT IN (SELECT value FROM json_each(:blocking))
+       OR (j.id = (SELECT h.id FROM bgjobs_jobs h WHERE h.queue = j.queue
+                   ORDER BY h.scheduled_at, h.id LIMIT 1)
+           AND NOT EXISTS (SELECT 1 FROM bgjobs_jobs r INDEXED BY bgjobs_jobs_leases
+                           WHERE r.queue = j.queue AND r.reserved_by IS NOT NULL)))"""
 
 # scheduled jobs --------------------------------------------------------------------------------
 # Register a schedule, or update its definition, queue and attempts (a schedule defined again
@@ -385,9 +438,14 @@ def list_archived(where: JobFilter) -> str:
 
 # Each stats query is answered from a (partial) covering index, never the whole table.
 # Waiting jobs per queue: (queue, available, scheduled).
-STATS_WAITING = """
-SELECT queue, sum(available_at <= :now), sum(available_at > :now)
-FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim WHERE reserved_by IS NULL GROUP BY queue
+STATS_WAITING = f"""
+SELECT queue, sum(available_at <= :now), sum(available_at > :now) FROM (
+    SELECT queue, available_at FROM bgjobs_jobs INDEXED BY bgjobs_jobs_claim
+    WHERE reserved_by IS NULL AND {_PLAIN}
+    UNION ALL
+    SELECT queue, available_at FROM bgjobs_jobs INDEXED BY bgjobs_jobs_suspects
+    WHERE reserved_by IS NULL AND {_SUSPECT})
+GROUP BY queue
 """
 # Running jobs per queue and node: (queue, node, running).
 STATS_RUNNING = """

@@ -76,7 +76,19 @@ MIGRATIONS: dict[int, list[str]] = {
             last_outcome TEXT
         )""",
     ],
-    2: [],
+    # Fast recovery and poison-pill isolation (reliability.md): how often a job was rescued, the
+    # node's liveness lock file, and the few waiting suspects, which only a suspect claim takes.
+    2: [
+        "ALTER TABLE bgjobs_jobs ADD COLUMN rescues INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE bgjobs_archive ADD COLUMN rescues INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE bgjobs_nodes ADD COLUMN lock_key TEXT",
+        # A plain claim skips suspects: the claim index leaves them out, so it stays covering.
+        "DROP INDEX bgjobs_jobs_claim",
+        """CREATE INDEX bgjobs_jobs_claim ON bgjobs_jobs (queue, priority, available_at, id)
+           WHERE reserved_by IS NULL AND rescues < 2""",
+        """CREATE INDEX bgjobs_jobs_suspects ON bgjobs_jobs (queue, priority, available_at, id)
+           WHERE reserved_by IS NULL AND rescues >= 2""",
+    ],
     # What each node publishes it runs (rolling deploys): {"workers": {queue: [name, ...]},
     # "schedules": {name: definition}}.
     3: ["ALTER TABLE bgjobs_nodes ADD COLUMN offers TEXT NOT NULL DEFAULT '{}'"],

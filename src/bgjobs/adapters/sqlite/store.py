@@ -45,6 +45,7 @@ from bgjobs.adapters.decisions import check_schema_version, too_new
 from bgjobs.adapters.shared_store import SharedStore
 from bgjobs.adapters.sqlite import files, schema
 from bgjobs.adapters.sqlite.executor import SQLiteExecutor
+from bgjobs.adapters.sqlite.node_locks import LockFiles, NodeLock
 from bgjobs.adapters.sqlite.rows import is_undecodable_error, now_us, read_text
 from bgjobs.adapters.sqlite.wakeup import DataVersionWatcher
 from bgjobs.errors import ConfigError, SchemaError
@@ -66,6 +67,8 @@ class SQLiteStore(SharedStore):
     database elsewhere); ``create_dirs=True`` creates it."""
 
     backend = "sqlite"
+    # A live process never loses its flock: a free lock is proof enough at the first look.
+    liveness_confirm = timedelta(0)
 
     def __init__(
         self,
@@ -97,6 +100,7 @@ class SQLiteStore(SharedStore):
         self._read_only = False
         self._checked = False
         self._deadline: float | None = None  # time.monotonic(): no write waits past it
+        self._node_locks = LockFiles(self.path)
 
     # lifecycle ---------------------------------------------------------------------------------
     def connect(self) -> sqlite3.Connection:
@@ -219,7 +223,7 @@ class SQLiteStore(SharedStore):
             self._begin(conn)
             cursor = conn.cursor()
             try:
-                yield SQLiteExecutor(cursor, now_us())
+                yield SQLiteExecutor(cursor, now_us(), self._node_locks)
             except BaseException as exc:
                 conn.execute("ROLLBACK")
                 if files.is_read_only_write(exc):  # a read-only file in a writable directory
@@ -261,7 +265,7 @@ class SQLiteStore(SharedStore):
         with self._lock:
             cursor = self._connection().cursor()
             try:
-                yield SQLiteExecutor(cursor, now_us())
+                yield SQLiteExecutor(cursor, now_us(), self._node_locks)
             finally:
                 cursor.close()
 
@@ -351,6 +355,10 @@ class SQLiteStore(SharedStore):
                 f"`bgjobs migrate --database {self.display_url}`, or open the store at start-up: "
                 "bg.store.open())"
             )
+
+    # liveness ----------------------------------------------------------------------------------
+    def hold_node_lock(self, node_id: str) -> NodeLock:
+        return self._node_locks.hold(node_id)
 
     # wake-up -----------------------------------------------------------------------------------
     def start_wakeup(
